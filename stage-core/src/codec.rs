@@ -1,0 +1,203 @@
+//! How a stage's output becomes bytes in the cache and back.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::BoxError;
+
+/// A way to keep values of type `T` in the cache.
+///
+/// `ID` names the format and its version (`parquet/1`); it is part of every key, so a
+/// change of format or of its settings never reads an entry written the other way.
+pub trait Codec<T>: 'static {
+    /// Format name and version, part of the key.
+    const ID: &'static str;
+    /// File extension of payloads.
+    const EXTENSION: &'static str;
+    /// `false` for values kept in memory only.
+    const PERSISTENT: bool = true;
+
+    /// Writes `value` to `out`, streaming where the format allows, and gives `out` back.
+    ///
+    /// # Errors
+    /// When the value cannot be encoded or `out` fails.
+    fn encode<W: Write + Send>(value: &T, out: W) -> Result<W, BoxError>;
+
+    /// Reads a value back from a payload written by [`Codec::encode`].
+    ///
+    /// # Errors
+    /// When `bytes` is not such a payload.
+    fn decode(bytes: Bytes) -> Result<T, BoxError>;
+}
+
+/// `cache = parquet`: Arrow data in a Parquet file (one row group, Snappy pages).
+#[derive(Debug, Clone, Copy)]
+pub struct Parquet;
+
+/// `cache = bincode`: any serde type, with bincode's standard configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Bincode;
+
+/// No `cache`: the value lives in memory for the call that computed it.
+#[derive(Debug, Clone, Copy)]
+pub struct Memory;
+
+/// Arrow data that `cache = parquet` can keep.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be cached as parquet",
+    label = "`cache = parquet` needs an Arrow `RecordBatch` here",
+    note = "use `cache = bincode` for a serde type, or leave `cache` out to keep the value in memory only"
+)]
+pub trait ParquetData: Sized + Send + Sync + 'static {
+    /// The batch to write.
+    fn batch(&self) -> &RecordBatch;
+    /// The value for a batch read back.
+    fn from_batch(batch: RecordBatch) -> Self;
+}
+
+impl ParquetData for RecordBatch {
+    fn batch(&self) -> &RecordBatch {
+        self
+    }
+    fn from_batch(batch: RecordBatch) -> Self {
+        batch
+    }
+}
+
+impl<T: ParquetData> Codec<T> for Parquet {
+    const ID: &'static str = "parquet/1+snappy";
+    const EXTENSION: &'static str = "parquet";
+
+    fn encode<W: Write + Send>(value: &T, out: W) -> Result<W, BoxError> {
+        let batch = value.batch();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(batch.num_rows().max(1)))
+            .build();
+        let mut writer = ArrowWriter::try_new(out, batch.schema(), Some(props))?;
+        writer.write(batch)?;
+        Ok(writer.into_inner()?)
+    }
+
+    fn decode(bytes: Bytes) -> Result<T, BoxError> {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+        let rows = usize::try_from(builder.metadata().file_metadata().num_rows())?;
+        let schema = Arc::clone(builder.schema());
+        let reader = builder.with_batch_size(rows.max(1)).build()?;
+        let mut batches = reader.collect::<Result<Vec<_>, _>>()?;
+        let batch = match batches.len() {
+            0 => RecordBatch::new_empty(schema),
+            1 => batches.remove(0),
+            _ => arrow::compute::concat_batches(&schema, &batches)?,
+        };
+        Ok(T::from_batch(batch))
+    }
+}
+
+/// A serde type that `cache = bincode` can keep.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be cached as bincode",
+    label = "`cache = bincode` needs `serde::Serialize` and `serde::Deserialize` here",
+    note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]`, or leave `cache` out to keep the value in memory only"
+)]
+pub trait BincodeData: Serialize + DeserializeOwned + Send + Sync + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> BincodeData for T {}
+
+impl<T: BincodeData> Codec<T> for Bincode {
+    const ID: &'static str = "bincode/2";
+    const EXTENSION: &'static str = "bin";
+
+    fn encode<W: Write + Send>(value: &T, mut out: W) -> Result<W, BoxError> {
+        bincode::serde::encode_into_std_write(value, &mut out, bincode::config::standard())?;
+        Ok(out)
+    }
+
+    fn decode(bytes: Bytes) -> Result<T, BoxError> {
+        let (value, read) = bincode::serde::decode_from_slice(&bytes, bincode::config::standard())?;
+        if read != bytes.len() {
+            return Err(format!("{} bytes left over after the value", bytes.len() - read).into());
+        }
+        Ok(value)
+    }
+}
+
+impl<T: Send + Sync + 'static> Codec<T> for Memory {
+    const ID: &'static str = "memory";
+    const EXTENSION: &'static str = "";
+    const PERSISTENT: bool = false;
+
+    fn encode<W: Write + Send>(_: &T, _: W) -> Result<W, BoxError> {
+        Err("a memory-only value is never written".into())
+    }
+
+    fn decode(_: Bytes) -> Result<T, BoxError> {
+        Err("a memory-only value is never read".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Float64Array, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn batch(rows: i64) -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("x", DataType::Float64, false),
+        ]);
+        let ids: Vec<i64> = (0..rows).collect();
+        let names: Vec<Option<String>> = (0..rows).map(|i| (i % 3 != 0).then(|| format!("n{i}"))).collect();
+        #[allow(clippy::cast_precision_loss)]
+        let xs: Vec<f64> = (0..rows).map(|i| i as f64 / 2.0).collect();
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(StringArray::from(names)),
+                Arc::new(Float64Array::from(xs)),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn round_trip<C: Codec<T>, T>(value: &T) -> T {
+        let bytes = C::encode(value, Vec::new()).unwrap();
+        C::decode(Bytes::from(bytes)).unwrap()
+    }
+
+    #[test]
+    fn parquet_round_trips_batches_of_any_size() {
+        for rows in [0, 1, 1000] {
+            let b = batch(rows);
+            assert_eq!(round_trip::<Parquet, RecordBatch>(&b), b);
+        }
+    }
+
+    #[test]
+    fn bincode_round_trips_and_rejects_trailing_bytes() {
+        let v = vec![(1u32, "a".to_string()), (2, "b".to_string())];
+        assert_eq!(round_trip::<Bincode, _>(&v), v);
+        let mut bytes = <Bincode as Codec<Vec<(u32, String)>>>::encode(&v, Vec::new()).unwrap();
+        bytes.push(0);
+        assert!(<Bincode as Codec<Vec<(u32, String)>>>::decode(Bytes::from(bytes)).is_err());
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let junk = Bytes::from_static(b"PAR1 definitely not parquet PAR1");
+        assert!(<Parquet as Codec<RecordBatch>>::decode(junk.clone()).is_err());
+        assert!(<Bincode as Codec<Vec<String>>>::decode(junk).is_err());
+    }
+}

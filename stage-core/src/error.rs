@@ -1,0 +1,106 @@
+//! The error every stage call returns.
+
+use std::path::PathBuf;
+
+/// Any error a stage body may return, kept as the source of [`Error::Body`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What went wrong in a stage call.
+///
+/// Every variant names the stage it happened in, so a message read in a log is enough to
+/// find the code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The body of a stage returned an error. Nothing was cached for it.
+    #[error("stage `{stage}` failed")]
+    Body {
+        /// The stage's path, `module::function`.
+        stage: String,
+        /// The error the body returned.
+        #[source]
+        source: BoxError,
+    },
+    /// The body of a stage panicked. Nothing was cached for it.
+    #[error("stage `{stage}` panicked: {message}")]
+    Panic {
+        /// The stage's path.
+        stage: String,
+        /// The panic's message, when it was a string.
+        message: String,
+    },
+    /// A raw input file or folder could not be read.
+    #[error("stage `{stage}` cannot read its input `{}`", path.display())]
+    Input {
+        /// The stage's path.
+        stage: String,
+        /// The input's path, as written in the attribute or given at run time.
+        path: PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A free parameter could not be turned into key bytes.
+    #[error("stage `{stage}` cannot hash its parameter `{param}`")]
+    Param {
+        /// The stage's path.
+        stage: String,
+        /// The parameter's name.
+        param: String,
+        /// Why it could not be encoded.
+        #[source]
+        source: BoxError,
+    },
+    /// The stages depend on each other in a cycle.
+    #[error("stages depend on each other in a cycle: {}", stages.join(" -> "))]
+    Cycle {
+        /// The stages in the cycle, the first repeated at the end.
+        stages: Vec<String>,
+    },
+    /// The cache could not be written, and the configuration asks for that to be an error.
+    #[error("stage `{stage}`: the cache entry could not be saved in `{}`", path.display())]
+    Save {
+        /// The stage's path.
+        stage: String,
+        /// The folder the entry was to be written to.
+        path: PathBuf,
+        /// Why it could not be written.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl Error {
+    /// The path of the stage the error happened in.
+    #[must_use]
+    pub fn stage(&self) -> Option<&str> {
+        match self {
+            Error::Body { stage, .. }
+            | Error::Panic { stage, .. }
+            | Error::Input { stage, .. }
+            | Error::Param { stage, .. }
+            | Error::Save { stage, .. } => Some(stage),
+            Error::Cycle { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync_static<T: std::error::Error + Send + Sync + 'static>() {}
+
+    #[test]
+    fn error_is_send_sync_static() {
+        assert_send_sync_static::<Error>();
+    }
+
+    #[test]
+    fn cycle_names_its_stages() {
+        let e = Error::Cycle {
+            stages: vec!["a".into(), "b".into(), "a".into()],
+        };
+        assert_eq!(e.to_string(), "stages depend on each other in a cycle: a -> b -> a");
+    }
+}

@@ -1,0 +1,226 @@
+//! Code generation: a wrapper with the function's name, a type of the same name that
+//! implements `Stage`, and the body, kept as written, inside it.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Ident, ItemFn, Path};
+
+use crate::model::{Cache, Model, Source};
+
+/// Expands a validated stage. `hash` is its code hash.
+pub fn stage(model: &Model, hash: [u8; 32]) -> TokenStream {
+    let Model { func, cache, .. } = model;
+    let vis = &func.vis;
+    let name = &func.sig.ident;
+    let out = &model.output.ty;
+    let free: Vec<_> = model.params.iter().filter(|p| matches!(p.source, Source::Free)).collect();
+    let free_idents: Vec<&Ident> = free.iter().map(|p| &p.ident).collect();
+    let free_types: Vec<_> = free.iter().map(|p| &p.ty).collect();
+    let wrapper_attrs = &func.attrs;
+    let info = info(model, hash);
+    let codec = codec(*cache, out);
+    let inputs = inputs(model);
+    let compute = compute(model);
+    quote! {
+        #(#wrapper_attrs)*
+        #vis fn #name(#(#free_idents: #free_types),*) -> ::core::result::Result<#out, ::stage::Error> {
+            ::stage::__private::call::<#name>((#(#free_idents,)*))
+        }
+
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #vis struct #name {}
+
+        #[allow(unused_variables, clippy::all, clippy::pedantic)]
+        impl ::stage::__private::Stage for #name {
+            type Output = #out;
+            type Args = (#(#free_types,)*);
+            #codec
+            const INFO: &'static ::stage::__private::StageInfo = &#info;
+
+            fn params(
+                __stage_args: &Self::Args,
+                __stage_cx: &mut ::stage::__private::Params<'_>,
+            ) -> ::core::result::Result<(), ::stage::Error> {
+                let (#(#free_idents,)*) = __stage_args;
+                #(__stage_cx.param(::core::stringify!(#free_idents), #free_idents)?;)*
+                ::core::result::Result::Ok(())
+            }
+
+            #inputs
+            #compute
+        }
+    }
+}
+
+fn codec(cache: Cache, out: &syn::Type) -> TokenStream {
+    let span = out.span();
+    match cache {
+        Cache::Parquet => quote_spanned!(span=> type Codec = ::stage::__private::Parquet;),
+        Cache::Bincode => quote_spanned!(span=> type Codec = ::stage::__private::Bincode;),
+        Cache::Memory => quote_spanned!(span=> type Codec = ::stage::__private::Memory;),
+    }
+}
+
+fn inputs(model: &Model) -> TokenStream {
+    let free_idents = free_idents(model);
+    let free_names: Vec<String> = free_idents.iter().map(ToString::to_string).collect();
+    let calls = model.params.iter().filter_map(|p| {
+        let param = p.ident.to_string();
+        match &p.source {
+            Source::Free => None,
+            Source::Raw(lit) => Some(quote!(__stage_cx.raw(#param, #lit)?;)),
+            Source::Ancestor { path, args, .. } => {
+                let args = args.iter().map(|arg| match arg {
+                    syn::Expr::Path(p) if p.path.get_ident().is_some_and(|i| free_names.contains(&i.to_string())) => {
+                        quote_spanned!(arg.span()=> ::core::clone::Clone::clone(#arg))
+                    }
+                    other => other.to_token_stream(),
+                });
+                Some(quote_spanned!(path.span()=> __stage_cx.ancestor::<#path>(#param, (#(#args,)*))?;))
+            }
+        }
+    });
+    quote! {
+        fn inputs(
+            __stage_args: &Self::Args,
+            __stage_cx: &mut ::stage::__private::Plan<'_>,
+        ) -> ::core::result::Result<(), ::stage::Error> {
+            let (#(#free_idents,)*) = __stage_args;
+            #(#calls)*
+            ::core::result::Result::Ok(())
+        }
+    }
+}
+
+fn compute(model: &Model) -> TokenStream {
+    let free_idents = free_idents(model);
+    let mut body_fn: ItemFn = model.func.clone();
+    body_fn.attrs.retain(|a| !a.path().is_ident("doc"));
+    body_fn.sig.ident = Ident::new("__stage_body", Span::call_site());
+    body_fn.vis = syn::Visibility::Inherited;
+    let mut ancestor = 0usize;
+    let bindings = model.params.iter().filter_map(|p| {
+        let (ident, ty) = (&p.ident, &p.ty);
+        match &p.source {
+            Source::Free => None,
+            Source::Raw(lit) => Some(quote_spanned!(ty.span()=>
+                let #ident: #ty = <#ty as ::stage::__private::RawArg>::from_raw(#lit);
+            )),
+            Source::Ancestor { path, by_ref, .. } => {
+                let i = ancestor;
+                ancestor += 1;
+                let output = quote_spanned!(path.span()=> <#path as ::stage::__private::Stage>::Output);
+                Some(if *by_ref {
+                    quote_spanned!(ty.span()=> let #ident: #ty = __stage_inputs.get::<#output>(#i)?;)
+                } else {
+                    quote_spanned!(ty.span()=> let #ident: #ty = __stage_inputs.take::<#output>(#i)?;)
+                })
+            }
+        }
+    });
+    let all: Vec<&Ident> = model.params.iter().map(|p| &p.ident).collect();
+    let call = if model.output.is_result {
+        quote!(::stage::__private::body_result(__stage_body(#(#all),*)))
+    } else {
+        quote!(::core::result::Result::Ok(__stage_body(#(#all),*)))
+    };
+    quote! {
+        fn compute(
+            __stage_args: Self::Args,
+            __stage_inputs: &::stage::__private::Inputs<'_>,
+        ) -> ::core::result::Result<Self::Output, ::stage::__private::BoxError> {
+            #body_fn
+            let (#(#free_idents,)*) = __stage_args;
+            #(#bindings)*
+            #call
+        }
+    }
+}
+
+fn free_idents(model: &Model) -> Vec<&Ident> {
+    model.params.iter().filter(|p| matches!(p.source, Source::Free)).map(|p| &p.ident).collect()
+}
+
+fn info(model: &Model, hash: [u8; 32]) -> TokenStream {
+    let name = model.func.sig.ident.to_string();
+    let display = model.name.as_ref().map_or_else(|| name.clone(), syn::LitStr::value);
+    let version = match &model.version {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    };
+    let uses = uses(&model.uses);
+    let ancestors = model.params.iter().filter_map(|p| match &p.source {
+        Source::Ancestor { path, args, .. } => {
+            let param = p.ident.to_string();
+            let args = quote!(#(#args),*).to_string();
+            Some(quote!(::stage::__private::AncestorInfo {
+                param: #param,
+                stage: ::stage::__private::info_of::<#path>,
+                args: #args,
+            }))
+        }
+        _ => None,
+    });
+    let raw = model.params.iter().filter_map(|p| match &p.source {
+        Source::Raw(lit) => {
+            let param = p.ident.to_string();
+            Some(quote!(::stage::__private::RawInfo { param: #param, path: #lit }))
+        }
+        _ => None,
+    });
+    let params = free_idents(model).into_iter().map(ToString::to_string);
+    let out = &model.output.ty;
+    let output = quote!(#out).to_string();
+    let cache = model.cache.name();
+    quote! {
+        ::stage::__private::StageInfo {
+            name: #name,
+            module_path: ::core::module_path!(),
+            display: #display,
+            code_hash: ::stage::__private::Digest([#(#hash),*]),
+            version: #version,
+            uses: #uses,
+            ancestors: &[#(#ancestors),*],
+            raw: &[#(#raw),*],
+            params: &[#(#params),*],
+            output: #output,
+            cache: #cache,
+            file: ::core::file!(),
+            line: ::core::line!(),
+        }
+    }
+}
+
+/// `&[info_of::<helper>, ...]` for `uses = [...]`, each spanned at its path.
+pub fn uses(paths: &[Path]) -> TokenStream {
+    let items = paths.iter().map(|p| quote_spanned!(p.span()=> ::stage::__private::track_info_of::<#p>));
+    quote!(&[#(#items),*])
+}
+
+/// Expands `#[stage::track]`: the helper unchanged, plus a type of the same name that
+/// carries its code hash.
+pub fn track(func: &ItemFn, uses_paths: &[Path], hash: [u8; 32]) -> TokenStream {
+    let vis = &func.vis;
+    let ident = &func.sig.ident;
+    let name = ident.to_string();
+    let uses = uses(uses_paths);
+    let _ = format_ident!("unused");
+    quote! {
+        #func
+
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #vis struct #ident {}
+
+        impl ::stage::__private::Tracked for #ident {
+            const INFO: &'static ::stage::__private::TrackInfo = &::stage::__private::TrackInfo {
+                name: #name,
+                module_path: ::core::module_path!(),
+                code_hash: ::stage::__private::Digest([#(#hash),*]),
+                uses: #uses,
+            };
+        }
+    }
+}

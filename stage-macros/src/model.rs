@@ -1,0 +1,260 @@
+//! Validation: the attribute and the function, checked together, become a [`Model`] that
+//! expansion can trust. Every problem is reported, each at its own tokens.
+
+use syn::spanned::Spanned;
+use syn::{Expr, FnArg, GenericArgument, Ident, ItemFn, LitStr, Pat, Path, PathArguments, ReturnType, Type};
+
+use crate::args::{Arg, Args, Value};
+
+/// Keys that configure the stage instead of binding a parameter.
+const RESERVED: [&str; 4] = ["cache", "version", "uses", "name"];
+
+/// How the output is kept.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Cache {
+    Parquet,
+    Bincode,
+    Memory,
+}
+
+impl Cache {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cache::Parquet => "parquet",
+            Cache::Bincode => "bincode",
+            Cache::Memory => "memory",
+        }
+    }
+}
+
+/// What feeds one parameter of the function.
+pub enum Source {
+    /// Not bound: a free parameter of the wrapper.
+    Free,
+    /// `param = "path"`
+    Raw(LitStr),
+    /// `param = stage(args)`; `by_ref` when the parameter is `&T`.
+    Ancestor { path: Path, args: Vec<Expr>, by_ref: bool },
+}
+
+pub struct Param {
+    pub ident: Ident,
+    pub ty: Type,
+    pub source: Source,
+}
+
+/// The output: the `Ok` type when the body returns a `Result`.
+pub struct Output {
+    pub ty: Type,
+    pub is_result: bool,
+}
+
+/// A stage, validated.
+pub struct Model {
+    pub func: ItemFn,
+    pub cache: Cache,
+    pub version: Option<String>,
+    pub name: Option<LitStr>,
+    pub uses: Vec<Path>,
+    pub params: Vec<Param>,
+    pub output: Output,
+}
+
+/// Collects errors, so that all of them are reported at once.
+#[derive(Default)]
+pub struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub fn push(&mut self, span: impl Spanned, message: impl std::fmt::Display) {
+        self.add(syn::Error::new(span.span(), message));
+    }
+
+    pub fn add(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    pub fn finish<T>(self, value: T) -> syn::Result<T> {
+        self.0.map_or(Ok(value), Err)
+    }
+}
+
+/// Checks a `#[stage]` and builds its model.
+pub fn stage(args: Args, func: ItemFn) -> syn::Result<Model> {
+    let mut errors = Errors::default();
+    check_signature(&func, &mut errors);
+    let mut params = signature_params(&func, &mut errors);
+    let names: Vec<String> = params.iter().map(|p| p.ident.to_string()).collect();
+    let mut cache = Cache::Memory;
+    let (mut version, mut name, mut uses) = (None, None, Vec::new());
+    let mut seen: Vec<String> = Vec::new();
+    for Arg { key, value } in args.0 {
+        let key_text = key.to_string();
+        if seen.contains(&key_text) {
+            errors.push(&key, format!("duplicate argument `{key}`"));
+            continue;
+        }
+        seen.push(key_text.clone());
+        match key_text.as_str() {
+            "cache" => cache = parse_cache(&value, &mut errors),
+            "version" => version = parse_version(&value, &mut errors),
+            "name" => name = parse_str(&key, &value, &mut errors),
+            "uses" => uses = parse_uses(value, &mut errors),
+            _ => bind(&key, value, &mut params, &names, &func.sig.ident, &mut errors),
+        }
+    }
+    let output = output(&func.sig.output, &mut errors);
+    for p in &params {
+        if matches!(p.source, Source::Free) && matches!(p.ty, Type::Reference(_)) {
+            errors.push(&p.ty, format!(
+                "free parameter `{}` must be an owned type: its value is kept for the whole call (take `String` instead of `&str`, `Vec<T>` instead of `&[T]`)",
+                p.ident
+            ));
+        }
+    }
+    errors.finish(Model { func, cache, version, name, uses, params, output })
+}
+
+fn check_signature(func: &ItemFn, errors: &mut Errors) {
+    let sig = &func.sig;
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.push(&sig.generics, "a stage cannot be generic: its output type and cache must be known at compile time");
+    }
+    if let Some(t) = &sig.asyncness {
+        errors.push(t, "`async fn` stages are not supported yet: make the function synchronous");
+    }
+    if let Some(t) = &sig.constness {
+        errors.push(t, "a stage cannot be a `const fn`");
+    }
+    if let Some(t) = &sig.unsafety {
+        errors.push(t, "a stage cannot be an `unsafe fn`");
+    }
+    if let Some(v) = &sig.variadic {
+        errors.push(v, "a stage cannot be variadic");
+    }
+}
+
+fn signature_params(func: &ItemFn, errors: &mut Errors) -> Vec<Param> {
+    let mut params = Vec::new();
+    for input in &func.sig.inputs {
+        match input {
+            FnArg::Receiver(r) => errors.push(r, "a stage cannot take `self`: write it as a free function and bind its inputs in `#[stage(...)]`"),
+            FnArg::Typed(pt) => match &*pt.pat {
+                Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => {
+                    let ident = pi.ident.clone();
+                    if RESERVED.contains(&ident.to_string().as_str()) {
+                        errors.push(&ident, format!("`{ident}` is reserved by `#[stage]` and cannot name a parameter: rename it"));
+                    }
+                    if let Type::ImplTrait(_) = &*pt.ty {
+                        errors.push(&pt.ty, "a stage cannot take `impl Trait`: its parameters need concrete types");
+                    }
+                    params.push(Param { ident, ty: (*pt.ty).clone(), source: Source::Free });
+                }
+                other => errors.push(other, "a stage's parameters must be plain names (`name: Type`)"),
+            },
+        }
+    }
+    params
+}
+
+fn parse_cache(value: &Value, errors: &mut Errors) -> Cache {
+    if let Value::Path(p) = value
+        && let Some(ident) = p.get_ident()
+    {
+        match ident.to_string().as_str() {
+            "parquet" => return Cache::Parquet,
+            "bincode" => return Cache::Bincode,
+            "memory" => return Cache::Memory,
+            _ => {}
+        }
+    }
+    errors.push(value.span(), "unknown cache format: expected one of `parquet`, `bincode`, `memory`");
+    Cache::Memory
+}
+
+fn parse_version(value: &Value, errors: &mut Errors) -> Option<String> {
+    match value {
+        Value::Str(s) => Some(s.value()),
+        Value::Other(Expr::Lit(lit)) if matches!(lit.lit, syn::Lit::Int(_)) => {
+            let syn::Lit::Int(i) = &lit.lit else { return None };
+            Some(i.base10_digits().to_owned())
+        }
+        other => {
+            errors.push(other.span(), "expected a string or an integer: `version = \"2\"`");
+            None
+        }
+    }
+}
+
+fn parse_str(key: &Ident, value: &Value, errors: &mut Errors) -> Option<LitStr> {
+    if let Value::Str(s) = value {
+        return Some(s.clone());
+    }
+    errors.push(value.span(), format!("expected a string: `{key} = \"...\"`"));
+    None
+}
+
+fn parse_uses(value: Value, errors: &mut Errors) -> Vec<Path> {
+    match value {
+        Value::List(paths) => paths,
+        Value::Path(path) => vec![path],
+        other => {
+            errors.push(other.span(), "expected a list of tracked helpers: `uses = [helper, module::other]`");
+            Vec::new()
+        }
+    }
+}
+
+fn bind(key: &Ident, value: Value, params: &mut [Param], names: &[String], func: &Ident, errors: &mut Errors) {
+    let Some(param) = params.iter_mut().find(|p| p.ident == *key) else {
+        let list = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        let params = if list.is_empty() { "none".to_owned() } else { list };
+        errors.push(key, format!(
+            "`{key}` is not a parameter of `{func}`: expected one of `cache`, `version`, `uses`, `name`, or a parameter to bind (parameters: {params})"
+        ));
+        return;
+    };
+    let by_ref = matches!(param.ty, Type::Reference(_));
+    param.source = match value {
+        Value::Str(path) => Source::Raw(path),
+        Value::Path(path) => Source::Ancestor { path, args: Vec::new(), by_ref },
+        Value::Call(path, args) => Source::Ancestor { path, args, by_ref },
+        other => {
+            errors.push(other.span(), format!(
+                "cannot bind `{key}` to this: expected an earlier stage (`{key} = load`, `{key} = load(10)`) or a path (`{key} = \"data/file.csv\"`)"
+            ));
+            return;
+        }
+    };
+}
+
+fn output(ret: &ReturnType, errors: &mut Errors) -> Output {
+    let ty = match ret {
+        ReturnType::Default => return Output { ty: syn::parse_quote!(()), is_result: false },
+        ReturnType::Type(_, ty) => ty,
+    };
+    if let Type::ImplTrait(_) = &**ty {
+        errors.push(ty, "a stage cannot return `impl Trait`: name the output type");
+    }
+    let Type::Path(tp) = &**ty else {
+        return Output { ty: (**ty).clone(), is_result: false };
+    };
+    let Some(last) = tp.path.segments.last().filter(|s| s.ident == "Result") else {
+        return Output { ty: (**ty).clone(), is_result: false };
+    };
+    let ok = match &last.arguments {
+        PathArguments::AngleBracketed(a) => a.args.iter().find_map(|arg| match arg {
+            GenericArgument::Type(t) => Some(t.clone()),
+            _ => None,
+        }),
+        _ => None,
+    };
+    if let Some(ty) = ok {
+        Output { ty, is_result: true }
+    } else {
+        errors.push(ty, "cannot tell the output type: write the result type with its `Ok` type, e.g. `Result<T, E>` or `io::Result<T>`");
+        Output { ty: syn::parse_quote!(()), is_result: true }
+    }
+}
