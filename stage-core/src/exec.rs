@@ -182,7 +182,7 @@ impl Exec<'_> {
         }
     }
 
-    fn complete(&self, st: &mut State, i: usize, value: Value) {
+    fn complete(st: &mut State, i: usize, value: Value) {
         st.values[i] = Some(value);
         st.status[i] = Status::Done;
         for d in std::mem::take(&mut st.dependents[i]) {
@@ -240,7 +240,7 @@ impl Exec<'_> {
         match loaded {
             Ok(value) => {
                 self.record(node, Outcome::Loaded);
-                self.complete(&mut st, i, value);
+                Self::complete(&mut st, i, value);
             }
             Err(e) => {
                 warn(&format!("stage `{}`: cache entry {} is damaged ({e}); recomputing", node.path, node.key.short()));
@@ -272,7 +272,7 @@ impl Exec<'_> {
                 let mut st = self.lock();
                 self.release_inputs(&mut st, i);
                 self.record(node, Outcome::Loaded);
-                self.complete(&mut st, i, value);
+                Self::complete(&mut st, i, value);
                 return;
             }
         }
@@ -300,7 +300,7 @@ impl Exec<'_> {
                 if node.persistent {
                     st.queue.push_front(Job::Write { node: i, value: Value::clone(&value), lock, compute_ms });
                 }
-                self.complete(&mut st, i, value);
+                Self::complete(&mut st, i, value);
             }
             Ok(Err(source)) => st.fail(Error::Body { stage: node.path.clone(), source }),
             Err(panic) => st.fail(Error::Panic { stage: node.path.clone(), message: panic_message(panic.as_ref()) }),

@@ -21,9 +21,9 @@ use crate::{BoxError, Digest, Error};
 pub fn call<S: Stage>(args: S::Args) -> Result<S::Output, Error> {
     let scope = Scope::current();
     let mut planner = Planner::new(scope.config.cache_dir());
-    let planned = planner.plan::<S>(args);
+    let root = planner.plan::<S>(args);
     planner.save_index();
-    let root = planned?;
+    let root = root?;
     let value = crate::exec::execute(&scope, &planner.nodes, root)?;
     let typed = Arc::downcast::<S::Output>(value).map_err(|_| internal(S::INFO, "the output has another type"))?;
     Arc::try_unwrap(typed).map_err(|_| internal(S::INFO, "the output is still shared"))
@@ -37,9 +37,9 @@ pub fn call<S: Stage>(args: S::Args) -> Result<S::Output, Error> {
 pub fn key<S: Stage>(args: S::Args) -> Result<Digest, Error> {
     let scope = Scope::current();
     let mut planner = Planner::new(scope.config.cache_dir());
-    let planned = planner.plan::<S>(args);
+    let root = planner.plan::<S>(args);
     planner.save_index();
-    Ok(planner.key(planned?))
+    Ok(planner.key(root?))
 }
 
 fn internal(info: &StageInfo, what: &str) -> Error {

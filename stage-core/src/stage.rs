@@ -205,7 +205,7 @@ impl Inputs<'_> {
     /// # Errors
     /// Never for generated code: `i` and `T` come from the same attribute.
     pub fn take<T: ByValue>(&self, i: usize) -> Result<T, BoxError> {
-        self.get::<T>(i).map(Clone::clone)
+        self.get::<T>(i).cloned()
     }
 }
 
@@ -241,7 +241,10 @@ impl RawArg for PathBuf {
     }
 }
 
-/// A body's return value as a result: generated code wraps plain values in `Ok`.
+/// A body's `Result` with its error boxed, as the run context keeps it.
+///
+/// # Errors
+/// The body's error, boxed.
 pub fn body_result<T, E: Into<BoxError>>(result: Result<T, E>) -> Result<T, BoxError> {
     result.map_err(Into::into)
 }

@@ -136,7 +136,7 @@ impl LocalStore {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
             .filter_map(|e| decode_meta(&fs::read(e.path()).ok()?))
             .collect();
-        entries.sort_by(|a, b| b.created_ms.cmp(&a.created_ms));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.created_ms));
         entries
     }
 

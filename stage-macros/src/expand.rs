@@ -2,7 +2,7 @@
 //! implements `Stage`, and the body, kept as written, inside it.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, format_ident, quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, ItemFn, Path};
 
@@ -146,10 +146,10 @@ fn free_idents(model: &Model) -> Vec<&Ident> {
 fn info(model: &Model, hash: [u8; 32]) -> TokenStream {
     let name = model.func.sig.ident.to_string();
     let display = model.name.as_ref().map_or_else(|| name.clone(), syn::LitStr::value);
-    let version = match &model.version {
-        Some(v) => quote!(::core::option::Option::Some(#v)),
-        None => quote!(::core::option::Option::None),
-    };
+    let version = model.version.as_ref().map_or_else(
+        || quote!(::core::option::Option::None),
+        |v| quote!(::core::option::Option::Some(#v)),
+    );
     let uses = uses(&model.uses);
     let ancestors = model.params.iter().filter_map(|p| match &p.source {
         Source::Ancestor { path, args, .. } => {
@@ -206,7 +206,6 @@ pub fn track(func: &ItemFn, uses_paths: &[Path], hash: [u8; 32]) -> TokenStream 
     let ident = &func.sig.ident;
     let name = ident.to_string();
     let uses = uses(uses_paths);
-    let _ = format_ident!("unused");
     quote! {
         #func
 

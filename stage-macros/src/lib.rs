@@ -12,13 +12,15 @@ use proc_macro::TokenStream;
 
 /// Turns a function into a cached pipeline stage. See the `stage` crate for the guide.
 #[proc_macro_attribute]
-pub fn stage(attr: TokenStream, item: TokenStream) -> TokenStream {
+#[allow(clippy::needless_pass_by_value, reason = "mirrors the proc-macro entry point")]
+    pub fn stage(attr: TokenStream, item: TokenStream) -> TokenStream {
     entry::stage(attr.into(), item.into()).into()
 }
 
 /// Marks a helper whose code is part of the key of the stages that list it in `uses`.
 #[proc_macro_attribute]
-pub fn track(attr: TokenStream, item: TokenStream) -> TokenStream {
+#[allow(clippy::needless_pass_by_value, reason = "mirrors the proc-macro entry point")]
+    pub fn track(attr: TokenStream, item: TokenStream) -> TokenStream {
     entry::track(attr.into(), item.into()).into()
 }
 
@@ -31,15 +33,17 @@ mod entry {
     use crate::model::Errors;
     use crate::{expand, hash, model};
 
+    #[allow(clippy::needless_pass_by_value, reason = "mirrors the proc-macro entry point")]
     pub fn stage(attr: TokenStream, item: TokenStream) -> TokenStream {
         let hash = hash::code_hash(&attr, &item);
         let parsed = syn::parse2::<Args>(attr).and_then(|args| Ok((args, syn::parse2::<ItemFn>(item.clone())?)));
         match parsed.and_then(|(args, func)| model::stage(args, func)) {
             Ok(model) => expand::stage(&model, hash),
-            Err(error) => with_error(item, &error),
+            Err(error) => with_error(&item, &error),
         }
     }
 
+    #[allow(clippy::needless_pass_by_value, reason = "mirrors the proc-macro entry point")]
     pub fn track(attr: TokenStream, item: TokenStream) -> TokenStream {
         let hash = hash::code_hash(&attr, &item);
         let parsed = syn::parse2::<Args>(attr).and_then(|args| Ok((args, syn::parse2::<ItemFn>(item.clone())?)));
@@ -57,13 +61,13 @@ mod entry {
         });
         match checked {
             Ok((func, uses)) => expand::track(&func, &uses, hash),
-            Err(error) => with_error(item, &error),
+            Err(error) => with_error(&item, &error),
         }
     }
 
     /// The item as written plus the errors, so that the rest of the crate still
     /// type-checks and IDEs keep working.
-    fn with_error(item: TokenStream, error: &syn::Error) -> TokenStream {
+    fn with_error(item: &TokenStream, error: &syn::Error) -> TokenStream {
         let error = error.to_compile_error();
         quote!(#item #error)
     }

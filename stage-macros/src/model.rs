@@ -65,6 +65,7 @@ pub struct Model {
 pub struct Errors(Option<syn::Error>);
 
 impl Errors {
+    #[allow(clippy::needless_pass_by_value, reason = "takes tokens and spans alike")]
     pub fn push(&mut self, span: impl Spanned, message: impl std::fmt::Display) {
         self.add(syn::Error::new(span.span(), message));
     }
