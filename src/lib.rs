@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
 #[doc(inline)]
-pub use stage_core::{Config, Digest, Error, Event, File, Outcome, Reason, RunLog, observe};
+pub use stage_core::{
+    Config, Digest, Error, Event, File, Graph, GraphNode, Outcome, Reason, RunLog, State, graph, observe, stages,
+};
 
 /// The [`#[stage]`](macro@stage) attribute: turns a function into a cached pipeline stage.
 ///
@@ -97,7 +99,7 @@ pub use parquet;
 pub mod __private {
     pub use stage_core::track::{Tracked, info_of as track_info_of};
     pub use stage_core::{
-        AncestorInfo, Bincode, BoxError, Digest, Inputs, Memory, Params, Parquet, Plan, RawArg, RawInfo, Stage,
-        StageInfo, TrackInfo, body_result, call, info_of,
+        AncestorInfo, Bincode, BoxError, Digest, Inputs, Memory, Params, Parquet, Plan, RawArg, RawInfo, Registered,
+        Stage, StageInfo, TrackInfo, body_result, call, info_of, inventory,
     };
 }

@@ -141,24 +141,21 @@ impl Exec<'_> {
         if st.status[i] != Status::Untouched {
             return;
         }
-        let node = &self.nodes[i];
-        if node.persistent
-            && let Some(entry) = self.store.lookup(&node.path, &node.key)
-        {
-            st.found[i] = Some(entry);
-            st.status[i] = Status::Queued;
-            st.queue.push_back(Job::Load(i));
-            return;
+        match classify(&self.store, &self.nodes[i]) {
+            Ok(entry) => {
+                st.found[i] = Some(entry);
+                st.status[i] = Status::Queued;
+                st.queue.push_back(Job::Load(i));
+            }
+            Err(reason) => self.schedule_compute(st, i, reason),
         }
-        let reason = if node.persistent { self.why(node) } else { Reason::MemoryOnly };
-        self.schedule_compute(st, i, reason);
     }
 
     fn schedule_compute(&self, st: &mut State, i: usize, reason: Reason) {
         st.reasons[i] = Some(reason);
         let mut left = 0;
         for &a in &self.nodes[i].ancestors {
-            self.decide(st, a);
+            stacker::maybe_grow(crate::run::STACK_RED_ZONE, crate::run::STACK_GROWTH, || self.decide(st, a));
             st.consumers[a] += 1;
             if st.status[a] != Status::Done {
                 left += 1;
@@ -170,15 +167,6 @@ impl Exec<'_> {
             st.queue.push_back(Job::Compute(i));
         } else {
             st.status[i] = Status::Waiting(left);
-        }
-    }
-
-    /// Why node has no entry: the first ingredient that differs from its stage's latest.
-    fn why(&self, node: &Node) -> Reason {
-        match self.store.entries(&node.path).first() {
-            None => Reason::NeverRun,
-            Some(latest) if latest.key == node.key => Reason::Damaged,
-            Some(latest) => node.ingredients.first_difference(&latest.ingredients).unwrap_or(Reason::Removed),
         }
     }
 
@@ -349,6 +337,22 @@ impl Exec<'_> {
         }
         self.scope.record(Event { stage: node.path.clone(), key: node.key, outcome });
     }
+}
+
+/// The intact entry of `node`, or why a call has to compute it: the first ingredient
+/// that differs from its stage's latest entry. Reads metadata only, never a payload.
+pub(crate) fn classify(store: &LocalStore, node: &Node) -> Result<Entry, Reason> {
+    if !node.persistent {
+        return Err(Reason::MemoryOnly);
+    }
+    if let Some(entry) = store.lookup(&node.path, &node.key) {
+        return Ok(entry);
+    }
+    Err(match store.entries(&node.path).first() {
+        None => Reason::NeverRun,
+        Some(latest) if latest.key == node.key => Reason::Damaged,
+        Some(latest) => node.ingredients.first_difference(&latest.ingredients).unwrap_or(Reason::Removed),
+    })
 }
 
 /// Checks the payload's blake3 while decoding it (on another thread for large payloads);

@@ -10,10 +10,12 @@ mod config;
 mod digest;
 mod error;
 mod exec;
+mod graph;
 mod info;
 mod ingredients;
 mod raw;
 mod run;
+mod runlog;
 mod stage;
 mod store;
 
@@ -21,12 +23,33 @@ pub use codec::{Bincode, BincodeData, Codec, Memory, Parquet, ParquetData};
 pub use config::{Config, Event, Outcome, RunLog, observe};
 pub use digest::{Digest, ParseDigestError};
 pub use error::{BoxError, Error};
+pub use graph::{Graph, Node as GraphNode, State, graph};
 pub use info::{AncestorInfo, RawInfo, StageInfo, TrackInfo};
 pub use ingredients::{Ancestor, FORMAT, Ingredients, Input, Named, Param as ParamPart, Reason};
 pub use raw::StatIndex;
 pub use run::{call, key};
+pub use runlog::{RUNS_DIR, RunRecord, UsedKey};
 pub use stage::{ByValue, File, Inputs, Param, Params, Plan, RawArg, Stage, body_result, info_of};
 pub use store::{Entry, KeyLock, LocalStore, LockAttempt, PayloadWriter, decode_meta, encode_meta};
+
+/// A stage compiled into this program, registered by `#[stage]`.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Registered(pub fn() -> &'static StageInfo);
+
+inventory::collect!(Registered);
+
+/// Every stage compiled into this program, sorted by path: the pipeline's static shape,
+/// known without calling anything.
+#[must_use]
+pub fn stages() -> Vec<&'static StageInfo> {
+    let mut all: Vec<&'static StageInfo> = inventory::iter::<Registered>.into_iter().map(|r| (r.0)()).collect();
+    all.sort_by_key(|info| info.path());
+    all
+}
+
+#[doc(hidden)]
+pub use inventory;
 
 /// Hidden helpers for `#[stage::track]`.
 #[doc(hidden)]

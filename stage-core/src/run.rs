@@ -1,7 +1,7 @@
 //! One call of a stage: plan every key first, then load or compute what is needed.
 
 use std::any::TypeId;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -10,6 +10,7 @@ use crate::config::Scope;
 use crate::info::{StageInfo, tracked_closure};
 use crate::ingredients::{FORMAT, Ingredients, Named};
 use crate::raw::StatIndex;
+use crate::runlog::{RunRecord, UsedKey};
 use crate::stage::{Inputs, Params, Plan, Stage, Value};
 use crate::store::LocalStore;
 use crate::{BoxError, Digest, Error};
@@ -24,7 +25,9 @@ pub fn call<S: Stage>(args: S::Args) -> Result<S::Output, Error> {
     let root = planner.plan::<S>(args);
     planner.save_index();
     let root = root?;
-    let value = crate::exec::execute(&scope, &planner.nodes, root)?;
+    let value = crate::exec::execute(&scope, &planner.nodes, root);
+    record_run(&scope, &planner.nodes, root);
+    let value = value?;
     let typed = Arc::downcast::<S::Output>(value).map_err(|_| internal(S::INFO, "the output has another type"))?;
     Arc::try_unwrap(typed).map_err(|_| internal(S::INFO, "the output is still shared"))
 }
@@ -40,6 +43,20 @@ pub fn key<S: Stage>(args: S::Args) -> Result<Digest, Error> {
     let root = planner.plan::<S>(args);
     planner.save_index();
     Ok(planner.key(root?))
+}
+
+/// Notes the keys this call's pipeline used, for `stage gc`; a cache that cannot be written
+/// has already been warned about.
+fn record_run(scope: &Scope, nodes: &[Node], root: usize) {
+    let used: Vec<UsedKey> =
+        nodes.iter().filter(|n| n.persistent).map(|n| UsedKey { stage: n.path.clone(), key: n.key }).collect();
+    if used.is_empty() {
+        return;
+    }
+    let record = RunRecord { root: nodes[root].path.clone(), key: nodes[root].key, time_ms: crate::store::now_ms(), used };
+    if let Err(e) = record.write(scope.config.cache_dir()) {
+        tracing::debug!(error = %e, "run record not written");
+    }
 }
 
 fn internal(info: &StageInfo, what: &str) -> Error {
@@ -94,13 +111,20 @@ impl<S: Stage> Erased for Typed<S> {
 pub(crate) struct Planner {
     pub(crate) nodes: Vec<Node>,
     seen: HashMap<(TypeId, Digest), usize>,
-    stack: Vec<(TypeId, &'static StageInfo)>,
+    stack: Vec<(TypeId, Digest, &'static StageInfo)>,
+    on_stack: HashSet<(TypeId, Digest)>,
     index: Arc<StatIndex>,
 }
 
 impl Planner {
     pub(crate) fn new(root: &Path) -> Planner {
-        Planner { nodes: Vec::new(), seen: HashMap::new(), stack: Vec::new(), index: stat_index(root) }
+        Planner {
+            nodes: Vec::new(),
+            seen: HashMap::new(),
+            stack: Vec::new(),
+            on_stack: HashSet::new(),
+            index: stat_index(root),
+        }
     }
 
     pub(crate) fn index(&self) -> &StatIndex {
@@ -111,7 +135,7 @@ impl Planner {
         self.nodes[id].key
     }
 
-    fn save_index(&self) {
+    pub(crate) fn save_index(&self) {
         if let Err(e) = self.index.save() {
             tracing::debug!(error = %e, "stat index not saved");
         }
@@ -131,16 +155,23 @@ impl Planner {
         if let Some(&id) = self.seen.get(&identity) {
             return Ok(id);
         }
-        if let Some(at) = self.stack.iter().position(|(t, _)| *t == identity.0) {
-            let mut stages: Vec<String> = self.stack[at..].iter().map(|(_, i)| i.path()).collect();
+        if self.on_stack.contains(&identity) {
+            let at = self.stack.iter().position(|(t, d, _)| (*t, *d) == identity).unwrap_or(0);
+            let mut stages: Vec<String> = self.stack[at..].iter().map(|(.., i)| i.path()).collect();
             stages.push(info.path());
             return Err(Error::Cycle { stages });
         }
-        self.stack.push((identity.0, info));
-        let mut plan = Plan { planner: self, stage: info, ancestors: Vec::new(), inputs: Vec::new() };
-        let planned = S::inputs(&args, &mut plan);
-        let Plan { ancestors, inputs, .. } = plan;
+        self.stack.push((identity.0, identity.1, info));
+        self.on_stack.insert(identity);
+        // Deep pipelines (a chain of thousands of stages) recurse this deep: grow the stack
+        // on the heap instead of overflowing it.
+        let (planned, ancestors, inputs) = stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || {
+            let mut plan = Plan { planner: &mut *self, stage: info, ancestors: Vec::new(), inputs: Vec::new() };
+            let planned = S::inputs(&args, &mut plan);
+            (planned, plan.ancestors, plan.inputs)
+        });
         self.stack.pop();
+        self.on_stack.remove(&identity);
         planned?;
         let (ancestor_ids, ancestors): (Vec<usize>, Vec<_>) = ancestors.into_iter().unzip();
         let ingredients = Ingredients {
@@ -172,6 +203,11 @@ impl Planner {
         Ok(id)
     }
 }
+
+/// Grow the stack when less than this is left...
+pub(crate) const STACK_RED_ZONE: usize = 128 * 1024;
+/// ...by this much.
+pub(crate) const STACK_GROWTH: usize = 4 * 1024 * 1024;
 
 /// The stat index of a cache root, shared by every call in the process.
 fn stat_index(root: &Path) -> Arc<StatIndex> {

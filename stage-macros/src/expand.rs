@@ -32,6 +32,10 @@ pub fn stage(model: &Model, hash: [u8; 32]) -> TokenStream {
         #[allow(non_camel_case_types)]
         #vis struct #name {}
 
+        ::stage::__private::inventory::submit! {
+            ::stage::__private::Registered(::stage::__private::info_of::<#name>)
+        }
+
         #[allow(unused_variables, clippy::all, clippy::pedantic)]
         impl ::stage::__private::Stage for #name {
             type Output = #out;

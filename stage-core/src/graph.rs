@@ -1,0 +1,227 @@
+//! The pipeline as data: every stage a call would touch, its key and its state, found
+//! without running a body or reading a payload; rendered as Graphviz DOT, Mermaid or JSON.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::config::Scope;
+use crate::exec::classify;
+use crate::ingredients::{Input, Param, Reason};
+use crate::run::{Planner, store_of};
+use crate::stage::Stage;
+use crate::{Digest, Error};
+
+/// The stages reachable from one call, with their keys and states.
+///
+/// ```ignore
+/// use stage::stage;
+///
+/// #[stage(cache = bincode)]
+/// fn numbers(n: u32) -> Vec<u32> { (0..n).collect() }
+///
+/// #[stage(xs = numbers(3))]
+/// fn total(xs: &Vec<u32>) -> u32 { xs.iter().sum() }
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// stage::Config::from_env().dir(dir.path()).scope(|| {
+///     let graph = stage::graph::<total>(()).unwrap();
+///     assert_eq!(graph.would_run().len(), 2);
+///     assert!(graph.to_dot().contains("numbers"));
+///     total().unwrap();
+///     let graph = stage::graph::<total>(()).unwrap();
+///     assert_eq!(graph.would_run().len(), 1); // `total` is memory-only
+/// });
+/// ```
+#[derive(Debug, Clone, Serialize)]
+pub struct Graph {
+    /// The stages, ancestors before descendants; the last is the one called.
+    pub nodes: Vec<Node>,
+}
+
+/// One stage of a [`Graph`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    /// The stage's path.
+    pub stage: String,
+    /// Its display name.
+    pub name: String,
+    /// Its key for this call.
+    pub key: Digest,
+    /// Its code hash.
+    pub code: Digest,
+    /// Its cache format.
+    pub cache: String,
+    /// Its output type.
+    pub output: String,
+    /// Whether its entry is there, or why not.
+    pub state: State,
+    /// Whether the call would load or compute it (an ancestor of a cached stage is not).
+    pub needed: bool,
+    /// Its ancestors: the parameter and the ancestor's index in [`Graph::nodes`].
+    pub ancestors: Vec<(String, usize)>,
+    /// Its raw inputs.
+    pub inputs: Vec<Input>,
+    /// Its free parameters.
+    pub params: Vec<Param>,
+}
+
+/// The state of a stage's entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "reason", rename_all = "snake_case")]
+pub enum State {
+    /// Its entry for this key is in the cache.
+    Cached,
+    /// It has no entry for this key, for this reason.
+    Outdated(Reason),
+}
+
+/// The graph of a call of `S` with `args`: keys and states, nothing computed.
+///
+/// # Errors
+/// When a raw input cannot be read or the stages form a cycle.
+pub fn graph<S: Stage>(args: S::Args) -> Result<Graph, Error> {
+    let scope = Scope::current();
+    let store = store_of(&scope);
+    let mut planner = Planner::new(scope.config.cache_dir());
+    let root = planner.plan::<S>(args);
+    planner.save_index();
+    let root = root?;
+    let mut nodes: Vec<Node> = planner
+        .nodes
+        .iter()
+        .map(|n| Node {
+            stage: n.path.clone(),
+            name: n.info.display.to_owned(),
+            key: n.key,
+            code: n.info.code_hash,
+            cache: n.info.cache.to_owned(),
+            output: n.info.output.to_owned(),
+            state: classify(&store, n).map_or_else(State::Outdated, |_| State::Cached),
+            needed: false,
+            ancestors: n.ingredients.ancestors.iter().map(|a| a.param.clone()).zip(n.ancestors.iter().copied()).collect(),
+            inputs: n.ingredients.inputs.clone(),
+            params: n.ingredients.params.clone(),
+        })
+        .collect();
+    let mut todo = vec![root];
+    while let Some(i) = todo.pop() {
+        if std::mem::replace(&mut nodes[i].needed, true) {
+            continue;
+        }
+        if nodes[i].state != State::Cached {
+            todo.extend(nodes[i].ancestors.iter().map(|(_, a)| *a));
+        }
+    }
+    Ok(Graph { nodes })
+}
+
+impl Graph {
+    /// The stages a call would compute, with the reason, ancestors first.
+    #[must_use]
+    pub fn would_run(&self) -> Vec<(&str, &Reason)> {
+        self.nodes
+            .iter()
+            .filter(|n| n.needed)
+            .filter_map(|n| match &n.state {
+                State::Outdated(reason) => Some((n.name.as_str(), reason)),
+                State::Cached => None,
+            })
+            .collect()
+    }
+
+    /// The graph in Graphviz DOT, each stage coloured by its state.
+    #[must_use]
+    pub fn to_dot(&self) -> String {
+        let mut out = String::from(
+            "digraph stage {\n  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\", fontsize=10];\n",
+        );
+        for (i, n) in self.nodes.iter().enumerate() {
+            let (colour, state) = look(n);
+            let _ = writeln!(
+                out,
+                "  n{i} [label=\"{}\\n{} · {}\\n{}\", fillcolor=\"{colour}\"];",
+                escape(&n.name),
+                n.cache,
+                n.key.short(),
+                escape(&state)
+            );
+            for (j, input) in n.inputs.iter().enumerate() {
+                let _ = writeln!(out, "  n{i}_in{j} [shape=note, style=filled, fillcolor=\"#ffffff\", label=\"{}\"];", escape(&input.path));
+                let _ = writeln!(out, "  n{i}_in{j} -> n{i} [label=\"{}\"];", escape(&input.param));
+            }
+            for (param, a) in &n.ancestors {
+                let _ = writeln!(out, "  n{a} -> n{i} [label=\"{}\"];", escape(param));
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    /// The graph as a Mermaid flowchart, each stage coloured by its state.
+    #[must_use]
+    pub fn to_mermaid(&self) -> String {
+        let mut out = String::from("flowchart LR\n");
+        for (i, n) in self.nodes.iter().enumerate() {
+            let (_, state) = look(n);
+            let class = class(n);
+            let _ = writeln!(out, "  n{i}[\"{}<br/>{} · {}<br/>{}\"]:::{class}", mermaid(&n.name), n.cache, n.key.short(), mermaid(&state));
+            for (j, input) in n.inputs.iter().enumerate() {
+                let _ = writeln!(out, "  n{i}_in{j}[/\"{}\"/] -->|{}| n{i}", mermaid(&input.path), mermaid(&input.param));
+            }
+            for (param, a) in &n.ancestors {
+                let _ = writeln!(out, "  n{a} -->|{}| n{i}", mermaid(param));
+            }
+        }
+        for (class, colour) in [("cached", CACHED), ("outdated", OUTDATED), ("never", NEVER), ("memory", MEMORY)] {
+            let _ = writeln!(out, "  classDef {class} fill:{colour},stroke:#555;");
+        }
+        out
+    }
+
+    /// A JSON manifest: every stage with its key, code hash, inputs, parameters, ancestors
+    /// and state, for tools that want to know what a run would produce.
+    ///
+    /// # Panics
+    /// Never: the graph is plain data.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+const CACHED: &str = "#b7e1cd";
+const OUTDATED: &str = "#fce8b2";
+const NEVER: &str = "#e0e0e0";
+const MEMORY: &str = "#c9daf8";
+
+fn class(n: &Node) -> &'static str {
+    match &n.state {
+        State::Cached => "cached",
+        State::Outdated(Reason::NeverRun) => "never",
+        State::Outdated(Reason::MemoryOnly) => "memory",
+        State::Outdated(_) => "outdated",
+    }
+}
+
+fn look(n: &Node) -> (&'static str, String) {
+    let colour = match class(n) {
+        "cached" => CACHED,
+        "never" => NEVER,
+        "memory" => MEMORY,
+        _ => OUTDATED,
+    };
+    let state = match &n.state {
+        State::Cached => "cached".to_owned(),
+        State::Outdated(reason) => reason.to_string(),
+    };
+    (colour, state)
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn mermaid(s: &str) -> String {
+    s.replace('"', "#quot;").replace('`', "#96;")
+}

@@ -1,0 +1,107 @@
+//! A record of each call: which keys its pipeline used. `stage gc` keeps what the latest
+//! runs used and removes the rest.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Digest;
+
+/// The folder of run records, inside the cache root.
+pub const RUNS_DIR: &str = "runs";
+
+/// What one call used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The stage that was called.
+    pub root: String,
+    /// Its key.
+    pub key: Digest,
+    /// When the call ended (ms since the Unix epoch).
+    pub time_ms: u64,
+    /// Every cached stage of the call's pipeline with its key, needed or not.
+    pub used: Vec<UsedKey>,
+}
+
+/// One stage's key in a [`RunRecord`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsedKey {
+    /// The stage's path.
+    pub stage: String,
+    /// Its key in that run.
+    pub key: Digest,
+}
+
+impl RunRecord {
+    /// Writes the record as a new file in `<root>/runs/` (atomically: temporary + rename).
+    ///
+    /// # Errors
+    /// When the folder cannot be written.
+    pub fn write(&self, root: &Path) -> io::Result<()> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let dir = root.join(RUNS_DIR);
+        fs::create_dir_all(&dir)?;
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{:016}-{}-{n}.json", self.time_ms, std::process::id());
+        let tmp = dir.join(format!(".tmp-{name}"));
+        fs::write(&tmp, serde_json::to_vec(self).map_err(io::Error::other)?)?;
+        fs::rename(&tmp, dir.join(name))?;
+        if n % 32 == 31 {
+            prune(&dir);
+        }
+        Ok(())
+    }
+
+    /// Every readable record in `root`, oldest first.
+    #[must_use]
+    pub fn read_all(root: &Path) -> Vec<(std::path::PathBuf, RunRecord)> {
+        let Ok(dir) = fs::read_dir(root.join(RUNS_DIR)) else { return Vec::new() };
+        let mut records: Vec<_> = dir
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json") && !e.file_name().to_string_lossy().starts_with('.'))
+            .filter_map(|e| {
+                let record = serde_json::from_slice::<RunRecord>(&fs::read(e.path()).ok()?).ok()?;
+                Some((e.path(), record))
+            })
+            .collect();
+        records.sort_by(|a, b| a.1.time_ms.cmp(&b.1.time_ms).then_with(|| a.0.cmp(&b.0)));
+        records
+    }
+}
+
+/// Records kept at most; older ones are removed now and then.
+const KEEP_RECORDS: usize = 256;
+
+fn prune(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let mut names: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .filter(|n| !n.to_string_lossy().starts_with('.'))
+        .collect();
+    if names.len() <= KEEP_RECORDS {
+        return;
+    }
+    names.sort();
+    for name in &names[..names.len() - KEEP_RECORDS] {
+        let _ = fs::remove_file(dir.join(name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        for t in [3, 1, 2] {
+            RunRecord { root: "m::s".into(), key: Digest::of(b"k"), time_ms: t, used: vec![] }.write(dir.path()).unwrap();
+        }
+        let times: Vec<u64> = RunRecord::read_all(dir.path()).iter().map(|(_, r)| r.time_ms).collect();
+        assert_eq!(times, [1, 2, 3]);
+    }
+}
