@@ -1,7 +1,9 @@
 //! How a stage's output becomes bytes in the cache and back.
 
+use std::any::TypeId;
+use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
@@ -11,6 +13,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_reflection::{Tracer, TracerConfig};
 
 use crate::BoxError;
 
@@ -31,6 +34,12 @@ pub trait Codec<T>: 'static {
     /// # Errors
     /// When the value cannot be encoded or `out` fails.
     fn encode<W: Write + Send>(value: &T, out: W) -> Result<W, BoxError>;
+
+    /// A digest of the shape of `T` as this format writes it, when the format depends on
+    /// it: part of the key, so that a changed type definition never decodes old bytes.
+    fn shape() -> Option<crate::Digest> {
+        None
+    }
 
     /// Reads a value back from a payload written by [`Codec::encode`].
     ///
@@ -122,6 +131,10 @@ impl<T: BincodeData> Codec<T> for Bincode {
         Ok(out)
     }
 
+    fn shape() -> Option<crate::Digest> {
+        serde_shape::<T>()
+    }
+
     fn decode(bytes: Bytes) -> Result<T, BoxError> {
         let (value, read) = bincode::serde::decode_from_slice(&bytes, bincode::config::standard())?;
         if read != bytes.len() {
@@ -129,6 +142,32 @@ impl<T: BincodeData> Codec<T> for Bincode {
         }
         Ok(value)
     }
+}
+
+/// The serde shape of `T` (field names, types and order, variants), traced once per type.
+///
+/// bincode writes no field names: a struct whose fields were reordered or retyped could
+/// decode old bytes into a wrong value. With the shape in the key it never meets them.
+/// Types whose `Deserialize` cannot be traced (a hand-written one that needs real input)
+/// have no shape; for them a failed decode is the last line of defence.
+fn serde_shape<T: DeserializeOwned + 'static>() -> Option<crate::Digest> {
+    static SHAPES: LazyLock<Mutex<HashMap<TypeId, Option<crate::Digest>>>> = LazyLock::new(Mutex::default);
+    let id = TypeId::of::<T>();
+    if let Some(shape) = SHAPES.lock().ok().and_then(|s| s.get(&id).copied()) {
+        return shape;
+    }
+    let traced = std::panic::catch_unwind(|| {
+        let mut tracer = Tracer::new(TracerConfig::default());
+        let (format, _) = tracer.trace_simple_type::<T>().ok()?;
+        let registry = tracer.registry().ok()?;
+        let bytes = serde_json::to_vec(&(format, registry)).ok()?;
+        Some(crate::Digest::of(&bytes))
+    });
+    let shape = traced.ok().flatten();
+    if let Ok(mut shapes) = SHAPES.lock() {
+        shapes.insert(id, shape);
+    }
+    shape
 }
 
 impl<T: Send + Sync + 'static> Codec<T> for Memory {
@@ -192,6 +231,40 @@ mod tests {
         let mut bytes = <Bincode as Codec<Vec<(u32, String)>>>::encode(&v, Vec::new()).unwrap();
         bytes.push(0);
         assert!(<Bincode as Codec<Vec<(u32, String)>>>::decode(Bytes::from(bytes)).is_err());
+    }
+
+    #[test]
+    fn the_shape_follows_the_type_definition() {
+        mod v1 {
+            #[derive(serde::Serialize, serde::Deserialize)]
+            pub struct Row {
+                pub a: u32,
+                pub b: String,
+            }
+        }
+        mod v2 {
+            #[derive(serde::Serialize, serde::Deserialize)]
+            pub struct Row {
+                pub b: String,
+                pub a: u32,
+            }
+        }
+        mod v3 {
+            #[derive(serde::Serialize, serde::Deserialize)]
+            pub struct Row {
+                pub a: u64,
+                pub b: String,
+            }
+        }
+        let shapes = [
+            <Bincode as Codec<Vec<v1::Row>>>::shape(),
+            <Bincode as Codec<Vec<v2::Row>>>::shape(),
+            <Bincode as Codec<Vec<v3::Row>>>::shape(),
+        ];
+        assert!(shapes.iter().all(Option::is_some));
+        assert_ne!(shapes[0], shapes[1]);
+        assert_ne!(shapes[0], shapes[2]);
+        assert_eq!(shapes[0], <Bincode as Codec<Vec<v1::Row>>>::shape());
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct Ingredients {
     pub helpers: Vec<Named>,
     /// Codec id and version, e.g. `parquet/1`.
     pub codec: String,
+    /// The shape of the output type as the codec writes it, when it has one.
+    pub shape: Option<Digest>,
     /// Free parameters: hash of each one's canonical bytes, with a readable form.
     pub params: Vec<Param>,
     /// Raw inputs: content hash of each file or folder.
@@ -91,6 +93,13 @@ impl Ingredients {
             None => h.u64(0),
         }
         h.str(&self.codec);
+        match &self.shape {
+            Some(shape) => {
+                h.u64(1);
+                h.digest(shape);
+            }
+            None => h.u64(0),
+        }
         h.u64(self.helpers.len() as u64);
         for helper in &self.helpers {
             h.str(&helper.name);
@@ -129,6 +138,9 @@ impl Ingredients {
         }
         if self.codec != before.codec {
             return Some(Reason::Codec);
+        }
+        if self.shape != before.shape {
+            return Some(Reason::OutputType);
         }
         if let Some(name) = differing(&self.helpers, &before.helpers, |h| &h.name, |h| h.hash) {
             return Some(Reason::Helper(name));
@@ -183,6 +195,8 @@ pub enum Reason {
     Version,
     /// The cache format changed.
     Codec,
+    /// The definition of the output type changed.
+    OutputType,
     /// A tracked helper's code changed (its path).
     Helper(String),
     /// A free parameter has another value (its name).
@@ -206,6 +220,7 @@ impl std::fmt::Display for Reason {
             Reason::Code => f.write_str("code changed"),
             Reason::Version => f.write_str("version salt changed"),
             Reason::Codec => f.write_str("cache codec changed"),
+            Reason::OutputType => f.write_str("output type changed"),
             Reason::Helper(name) => write!(f, "helper `{name}` changed"),
             Reason::Param(name) => write!(f, "parameter `{name}` changed"),
             Reason::Input(path) => write!(f, "input `{path}` changed"),
@@ -244,6 +259,7 @@ mod tests {
             salt: None,
             helpers: vec![],
             codec: "parquet/1".into(),
+            shape: None,
             params: vec![Param { name: "n".into(), hash: Digest([1; 32]), value: "1".into() }],
             inputs: vec![Input { param: "raw".into(), path: "a.csv".into(), hash: Digest([2; 32]) }],
             ancestors: vec![Ancestor { param: "x".into(), stage: "demo::load".into(), key: Digest([3; 32]) }],
@@ -257,6 +273,7 @@ mod tests {
             (Ingredients { code: Digest([8; 32]), ..base() }, Reason::Code),
             (Ingredients { salt: Some("2".into()), ..base() }, Reason::Version),
             (Ingredients { codec: "bincode/1".into(), ..base() }, Reason::Codec),
+            (Ingredients { shape: Some(Digest([5; 32])), ..base() }, Reason::OutputType),
             (
                 Ingredients { helpers: vec![Named { name: "h".into(), hash: Digest([0; 32]) }], ..base() },
                 Reason::Helper("h".into()),

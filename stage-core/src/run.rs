@@ -184,6 +184,7 @@ impl Planner {
                 .map(|t| Named { name: t.path(), hash: t.code_hash })
                 .collect(),
             codec: <S::Codec as Codec<S::Output>>::ID.to_owned(),
+            shape: <S::Codec as Codec<S::Output>>::shape(),
             params,
             inputs,
             ancestors,

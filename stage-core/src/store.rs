@@ -352,6 +352,7 @@ mod tests {
                 salt: None,
                 helpers: vec![],
                 codec: "bincode/2".into(),
+                shape: None,
                 params: vec![],
                 inputs: vec![],
                 ancestors: vec![],
