@@ -22,11 +22,13 @@ pub struct Config {
     dir: PathBuf,
     jobs: NonZeroUsize,
     strict: bool,
+    progress: bool,
 }
 
 impl Config {
     /// `STAGE_DIR` (else `.stage` in the current directory), `STAGE_JOBS` (else the number
-    /// of cores), `STAGE_STRICT=1` makes a cache that cannot be written an error.
+    /// of cores), `STAGE_STRICT=1` makes a cache that cannot be written an error,
+    /// `STAGE_PROGRESS=0` hides the progress display.
     #[must_use]
     pub fn from_env() -> Config {
         let dir = std::env::var_os("STAGE_DIR").map_or_else(|| PathBuf::from(".stage"), PathBuf::from);
@@ -35,8 +37,10 @@ impl Config {
             .and_then(|n| n.trim().parse::<NonZeroUsize>().ok())
             .or_else(|| std::thread::available_parallelism().ok())
             .unwrap_or(NonZeroUsize::MIN);
-        let strict = std::env::var("STAGE_STRICT").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
-        Config { dir, jobs, strict }
+        let flag = |name: &str| std::env::var(name).ok().map(|v| matches!(v.trim(), "1" | "true" | "yes"));
+        let strict = flag("STAGE_STRICT").unwrap_or(false);
+        let progress = flag("STAGE_PROGRESS").unwrap_or(true);
+        Config { dir, jobs, strict, progress }
     }
 
     /// The configuration in force on this thread: the innermost [`Config::scope`], else
@@ -67,6 +71,20 @@ impl Config {
     pub fn strict(mut self, strict: bool) -> Config {
         self.strict = strict;
         self
+    }
+
+    /// When `false`, calls never show a progress display. It shows only when standard
+    /// error is a terminal.
+    #[must_use]
+    pub fn progress(mut self, progress: bool) -> Config {
+        self.progress = progress;
+        self
+    }
+
+    /// Whether calls may show a progress display on a terminal.
+    #[must_use]
+    pub fn shows_progress(&self) -> bool {
+        self.progress
     }
 
     /// The cache folder.

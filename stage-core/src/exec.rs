@@ -27,12 +27,15 @@ pub(crate) fn execute(scope: &Scope, nodes: &[Node], root: usize) -> Result<Valu
         scope,
         state: Mutex::new(State::new(nodes.len())),
         wake: Condvar::new(),
+        progress: Progress::new(scope),
     };
     {
         let mut st = exec.lock();
         st.consumers[root] += 1;
         exec.decide(&mut st, root);
     }
+    let needed = exec.lock().status.iter().filter(|s| **s != Status::Untouched).count();
+    exec.progress.start(needed);
     let workers = scope.config.max_jobs().min(nodes.len()).max(1);
     std::thread::scope(|s| {
         for _ in 1..workers {
@@ -40,6 +43,7 @@ pub(crate) fn execute(scope: &Scope, nodes: &[Node], root: usize) -> Result<Valu
         }
         exec.work();
     });
+    exec.progress.finish();
     let mut st = exec.state.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(error) = st.error.take() {
         return Err(error);
@@ -128,6 +132,7 @@ struct Exec<'a> {
     scope: &'a Scope,
     state: Mutex<State>,
     wake: Condvar,
+    progress: Progress,
 }
 
 impl Exec<'_> {
@@ -214,9 +219,18 @@ impl Exec<'_> {
 
     fn run(&self, job: Job) {
         match job {
-            Job::Load(i) => self.load(i),
-            Job::Compute(i) => self.compute(i),
-            Job::Write { node, value, lock, compute_ms } => self.write(node, &value, compute_ms, lock),
+            Job::Load(i) => {
+                self.progress.running(&self.nodes[i], "loading");
+                self.load(i);
+            }
+            Job::Compute(i) => {
+                self.progress.running(&self.nodes[i], "computing");
+                self.compute(i);
+            }
+            Job::Write { node, value, lock, compute_ms } => {
+                self.progress.running(&self.nodes[node], "writing");
+                self.write(node, &value, compute_ms, lock);
+            }
         }
     }
 
@@ -332,10 +346,60 @@ impl Exec<'_> {
     }
 
     fn record(&self, node: &Node, outcome: Outcome) {
+        if !matches!(outcome, Outcome::NotSaved(_)) {
+            self.progress.done();
+        }
         if matches!(outcome, Outcome::Loaded) {
             tracing::info!(stage = %node.path, key = %node.key.short(), "loaded");
         }
         self.scope.record(Event { stage: node.path.clone(), key: node.key, outcome });
+    }
+}
+
+/// The progress display: stages done out of those the call needs, the one running, the
+/// time elapsed. Shown only on a terminal, and only when the configuration allows it.
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn new(scope: &Scope) -> Progress {
+        use std::io::IsTerminal;
+        let show = scope.config.shows_progress() && std::io::stderr().is_terminal();
+        Progress(show.then(|| {
+            let bar = indicatif::ProgressBar::hidden();
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos}/{len} stages · {msg}") {
+                bar.set_style(style);
+            }
+            bar
+        }))
+    }
+
+    fn start(&self, needed: usize) {
+        if let Some(bar) = &self.0 {
+            bar.set_length(needed as u64);
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.enable_steady_tick(Duration::from_millis(120));
+        }
+    }
+
+    fn running(&self, node: &Node, what: &str) {
+        if let Some(bar) = &self.0 {
+            if bar.position() >= bar.length().unwrap_or(0) {
+                bar.inc_length(1);
+            }
+            bar.set_message(format!("{what} {}", node.info.display));
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.0 {
+            bar.inc(1);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
     }
 }
 
