@@ -2,7 +2,8 @@
 
 #[doc(inline)]
 pub use stage_core::{
-    Config, Digest, Error, Event, File, Graph, GraphNode, Outcome, Reason, RunLog, State, graph, observe, stages,
+    Config, Digest, Error, Event, File, Graph, GraphNode, Outcome, Reason, RunLog, State, explain, graph, observe,
+    stages,
 };
 
 /// The [`#[stage]`](macro@stage) attribute: turns a function into a cached pipeline stage.

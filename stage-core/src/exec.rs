@@ -218,6 +218,20 @@ impl Exec<'_> {
     }
 
     fn run(&self, job: Job) {
+        let node = match &job {
+            Job::Load(i) | Job::Compute(i) | Job::Write { node: i, .. } => &self.nodes[*i],
+        };
+        let span = tracing::info_span!(
+            "stage",
+            stage = %node.path,
+            key = %node.key.short(),
+            outcome = tracing::field::Empty,
+            reason = tracing::field::Empty,
+            bytes = tracing::field::Empty,
+            seconds = tracing::field::Empty,
+        );
+        let _entered = span.enter();
+        let started = Instant::now();
         match job {
             Job::Load(i) => {
                 self.progress.running(&self.nodes[i], "loading");
@@ -232,6 +246,7 @@ impl Exec<'_> {
                 self.write(node, &value, compute_ms, lock);
             }
         }
+        span.record("seconds", started.elapsed().as_secs_f64());
     }
 
     fn load(&self, i: usize) {
@@ -252,6 +267,7 @@ impl Exec<'_> {
     }
 
     fn read(&self, node: &Node, entry: &Entry) -> Result<Value, BoxError> {
+        tracing::Span::current().record("bytes", entry.bytes);
         let bytes = self.store.read_payload(&node.path, entry)?;
         verify_and_decode(bytes, entry.blake3, |b| node.erased.decode(b))
     }
@@ -286,8 +302,6 @@ impl Exec<'_> {
             self.lock().fail(Error::Body { stage: node.path.clone(), source: "internal error: an ancestor has no value".into() });
             return;
         };
-        let span = tracing::info_span!("stage", stage = %node.path, key = %node.key.short());
-        let _entered = span.enter();
         let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| node.erased.compute(&Inputs { values: &inputs })));
         let compute_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -297,6 +311,9 @@ impl Exec<'_> {
         match result {
             Ok(Ok(value)) => {
                 let reason = st.reasons[i].clone().unwrap_or(Reason::NeverRun);
+                let span = tracing::Span::current();
+                span.record("outcome", "miss");
+                span.record("reason", tracing::field::display(&reason));
                 tracing::info!(reason = %reason, ms = compute_ms, "computed");
                 self.record(node, Outcome::Computed(reason));
                 if node.persistent {
@@ -333,6 +350,11 @@ impl Exec<'_> {
         };
         let written = self.store.write(&node.path, entry, |out| node.erased.encode(value, out));
         drop(lock);
+        if let Ok(entry) = &written {
+            let span = tracing::Span::current();
+            span.record("outcome", "written");
+            span.record("bytes", entry.bytes);
+        }
         if let Err(source) = written {
             let dir = self.store.stage_dir(&node.path);
             if self.scope.config.is_strict() {
@@ -350,7 +372,8 @@ impl Exec<'_> {
             self.progress.done();
         }
         if matches!(outcome, Outcome::Loaded) {
-            tracing::info!(stage = %node.path, key = %node.key.short(), "loaded");
+            tracing::Span::current().record("outcome", "hit");
+            tracing::info!("loaded");
         }
         self.scope.record(Event { stage: node.path.clone(), key: node.key, outcome });
     }

@@ -116,6 +116,16 @@ pub fn graph<S: Stage>(args: S::Args) -> Result<Graph, Error> {
     Ok(Graph { nodes })
 }
 
+/// Which stages a call of `S` with `args` would compute, and why, ancestors first:
+/// `graph(args)?.would_run()` as owned values. Nothing is computed or read but metadata.
+///
+/// # Errors
+/// When a raw input cannot be read or the stages form a cycle.
+pub fn explain<S: Stage>(args: S::Args) -> Result<Vec<(String, Reason)>, Error> {
+    let graph = graph::<S>(args)?;
+    Ok(graph.would_run().into_iter().map(|(name, reason)| (name.to_owned(), reason.clone())).collect())
+}
+
 impl Graph {
     /// The stages a call would compute, with the reason, ancestors first.
     #[must_use]

@@ -23,7 +23,7 @@ pub use codec::{Bincode, BincodeData, Codec, Memory, Parquet, ParquetData};
 pub use config::{Config, Event, Outcome, RunLog, observe};
 pub use digest::{Digest, ParseDigestError};
 pub use error::{BoxError, Error};
-pub use graph::{Graph, Node as GraphNode, State, graph};
+pub use graph::{Graph, Node as GraphNode, State, explain, graph};
 pub use info::{AncestorInfo, RawInfo, StageInfo, TrackInfo};
 pub use ingredients::{Ancestor, FORMAT, Ingredients, Input, Named, Param as ParamPart, Reason};
 pub use raw::StatIndex;
