@@ -2,8 +2,8 @@
 
 #[doc(inline)]
 pub use stage_core::{
-    Config, Digest, Error, Event, File, Graph, GraphNode, Outcome, Reason, RunLog, State, explain, graph, observe,
-    stages,
+    Config, Digest, Error, Event, File, Graph, GraphNode, Outcome, Reason, RunLog, State, explain,
+    graph, observe, stages,
 };
 
 /// The [`#[stage]`](macro@stage) attribute: turns a function into a cached pipeline stage.
@@ -100,7 +100,7 @@ pub use parquet;
 pub mod __private {
     pub use stage_core::track::{Tracked, info_of as track_info_of};
     pub use stage_core::{
-        AncestorInfo, Bincode, BoxError, Digest, Inputs, Memory, Params, Parquet, Plan, RawArg, RawInfo, Registered,
-        Stage, StageInfo, TrackInfo, body_result, call, info_of, inventory,
+        AncestorInfo, Bincode, BoxError, Digest, Inputs, Memory, Params, Parquet, Plan, RawArg,
+        RawInfo, Registered, Stage, StageInfo, TrackInfo, body_result, call, info_of, inventory,
     };
 }

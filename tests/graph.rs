@@ -42,7 +42,11 @@ fn the_graph_has_exactly_the_stages_and_edges() {
     let mut edges: Vec<(String, String, String)> = graph
         .nodes
         .iter()
-        .flat_map(|n| n.ancestors.iter().map(|(param, a)| (graph.nodes[*a].name.clone(), n.name.clone(), param.clone())))
+        .flat_map(|n| {
+            n.ancestors
+                .iter()
+                .map(|(param, a)| (graph.nodes[*a].name.clone(), n.name.clone(), param.clone()))
+        })
         .collect();
     edges.sort();
     let expected = [
@@ -51,13 +55,21 @@ fn the_graph_has_exactly_the_stages_and_edges() {
         ("download", "edges", "img"),
         ("edges", "collage", "b"),
     ];
-    assert_eq!(edges, expected.map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned())));
+    assert_eq!(
+        edges,
+        expected.map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()))
+    );
     let dot = graph.to_dot();
     assert_eq!(dot.matches(" -> ").count(), 4, "{dot}");
     let mermaid = graph.to_mermaid();
     assert_eq!(mermaid.matches(" -->|").count(), 4, "{mermaid}");
     let manifest: serde_json::Value = serde_json::from_str(&graph.to_json()).unwrap();
-    let keys: Vec<&str> = manifest["nodes"].as_array().unwrap().iter().map(|n| n["key"].as_str().unwrap()).collect();
+    let keys: Vec<&str> = manifest["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["key"].as_str().unwrap())
+        .collect();
     assert_eq!(keys.len(), 4);
     assert!(keys.iter().all(|k| k.len() == 64));
 }
@@ -68,16 +80,31 @@ fn status_before_after_and_after_a_parameter_change() {
     let before = in_cache(dir.path(), || stage::explain::<collage>((1,))).unwrap();
     let names: Vec<&str> = before.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["download", "blur", "edges", "collage"]);
-    assert!(before.iter().all(|(_, r)| *r == Reason::NeverRun), "{before:?}");
+    assert!(
+        before.iter().all(|(_, r)| *r == Reason::NeverRun),
+        "{before:?}"
+    );
 
     let (value, log) = in_cache(dir.path(), || stage::observe(|| collage(1)));
     value.unwrap();
-    assert_eq!(log.computed().len(), 4, "explain computed nothing, so the run computes all");
+    assert_eq!(
+        log.computed().len(),
+        4,
+        "explain computed nothing, so the run computes all"
+    );
 
-    assert!(in_cache(dir.path(), || stage::explain::<collage>((1,))).unwrap().is_empty());
+    assert!(
+        in_cache(dir.path(), || stage::explain::<collage>((1,)))
+            .unwrap()
+            .is_empty()
+    );
     let graph = in_cache(dir.path(), || stage::graph::<collage>((1,))).unwrap();
     assert!(graph.nodes.iter().all(|n| n.state == State::Cached));
-    assert_eq!(graph.nodes.iter().filter(|n| n.needed).count(), 1, "only the cached last stage is needed");
+    assert_eq!(
+        graph.nodes.iter().filter(|n| n.needed).count(),
+        1,
+        "only the cached last stage is needed"
+    );
 
     let changed = in_cache(dir.path(), || stage::explain::<collage>((2,))).unwrap();
     let expected: Vec<(String, Reason)> = ["download", "blur", "edges", "collage"]
@@ -99,7 +126,9 @@ fn an_ancestor_change_is_named_as_the_reason() {
 #[test]
 fn the_dot_output_renders_with_graphviz() {
     let dir = tempfile::tempdir().unwrap();
-    let dot = in_cache(dir.path(), || stage::graph::<collage>((1,))).unwrap().to_dot();
+    let dot = in_cache(dir.path(), || stage::graph::<collage>((1,)))
+        .unwrap()
+        .to_dot();
     let Ok(mut child) = Command::new("dot")
         .arg("-Tsvg")
         .stdin(std::process::Stdio::piped())
@@ -111,7 +140,11 @@ fn the_dot_output_renders_with_graphviz() {
     };
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), dot.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let svg = String::from_utf8(out.stdout).unwrap();
     assert!(svg.contains("<svg") && svg.contains("collage"));
 }
@@ -120,9 +153,15 @@ fn the_dot_output_renders_with_graphviz() {
 fn every_stage_is_registered() {
     let paths: Vec<String> = stage::stages().iter().map(|s| s.path()).collect();
     for name in ["download", "blur", "edges", "collage"] {
-        assert!(paths.contains(&format!("graph::{name}")), "{name} missing from {paths:?}");
+        assert!(
+            paths.contains(&format!("graph::{name}")),
+            "{name} missing from {paths:?}"
+        );
     }
-    let blur = stage::stages().into_iter().find(|s| s.name == "blur").unwrap();
+    let blur = stage::stages()
+        .into_iter()
+        .find(|s| s.name == "blur")
+        .unwrap();
     assert_eq!(blur.ancestors.len(), 1);
     assert_eq!((blur.ancestors[0].stage)().name, "download");
     assert_eq!(blur.cache, "bincode");
@@ -150,7 +189,11 @@ fn tracked_helpers_enter_the_key_transitively() {
     let dir = tempfile::tempdir().unwrap();
     let graph = in_cache(dir.path(), || stage::graph::<uses_helper>((1,))).unwrap();
     assert_eq!(in_cache(dir.path(), || uses_helper(1)).unwrap(), 8);
-    let helpers = stage::stages().into_iter().find(|s| s.name == "uses_helper").unwrap().uses;
+    let helpers = stage::stages()
+        .into_iter()
+        .find(|s| s.name == "uses_helper")
+        .unwrap()
+        .uses;
     let direct = helpers[0]();
     assert_eq!(direct.name, "shifted");
     assert_eq!((direct.uses[0])().name, "offset");

@@ -22,7 +22,11 @@ mod results {
 
     #[stage]
     pub fn io_result(fail: bool) -> std::io::Result<u8> {
-        if fail { Err(std::io::Error::other("disk on fire")) } else { Ok(1) }
+        if fail {
+            Err(std::io::Error::other("disk on fire"))
+        } else {
+            Ok(1)
+        }
     }
 
     #[stage]
@@ -53,7 +57,10 @@ fn result_bodies_keep_their_error_as_the_source() {
     assert_eq!(in_cache(results::both).unwrap(), 3);
     let err = in_cache(|| results::io_result(true)).unwrap_err();
     assert!(err.to_string().contains("io_result"), "{err}");
-    assert_eq!(std::error::Error::source(&err).unwrap().to_string(), "disk on fire");
+    assert_eq!(
+        std::error::Error::source(&err).unwrap().to_string(),
+        "disk on fire"
+    );
     let err = in_cache(|| results::alias_result(0)).unwrap_err();
     assert_eq!(std::error::Error::source(&err).unwrap().to_string(), "zero");
 }

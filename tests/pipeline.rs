@@ -29,7 +29,10 @@ fn raw_file(name: &str, content: &str) -> PathBuf {
 #[stage(raw = "target/stage-test-inputs/numbers.txt", cache = bincode)]
 fn parsed(raw: &Path) -> std::io::Result<Vec<i64>> {
     let text = fs::read_to_string(raw)?;
-    Ok(text.split_whitespace().filter_map(|w| w.parse().ok()).collect())
+    Ok(text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect())
 }
 
 #[stage(xs = parsed, cache = bincode)]
@@ -58,21 +61,43 @@ fn cold_then_warm_then_parameter_then_input() {
 
     let (v, log) = run(dir.path(), || report(10));
     assert_eq!(v.unwrap(), "4 numbers, scaled sum 100 (x10)");
-    assert!(log.computed().is_empty(), "warm run computed {:?}", log.computed());
-    assert_eq!(log.loaded(), ["report"], "a hit on the last stage touches no ancestor");
+    assert!(
+        log.computed().is_empty(),
+        "warm run computed {:?}",
+        log.computed()
+    );
+    assert_eq!(
+        log.loaded(),
+        ["report"],
+        "a hit on the last stage touches no ancestor"
+    );
 
     let (v, log) = run(dir.path(), || report(2));
     assert_eq!(v.unwrap(), "4 numbers, scaled sum 20 (x2)");
     assert_eq!(sorted(log.computed()), ["report", "sum"]);
     assert_eq!(sorted(log.loaded()), ["count", "parsed"]);
-    assert_eq!(log.reason("sum"), Some(&stage::Reason::Param("scale".into())));
+    assert_eq!(
+        log.reason("sum"),
+        Some(&stage::Reason::Param("scale".into()))
+    );
 
     raw_file("numbers.txt", "1 2 3 4 5");
     let (v, log) = run(dir.path(), || report(2));
     assert_eq!(v.unwrap(), "5 numbers, scaled sum 30 (x2)");
     assert_eq!(sorted(log.computed()), ["count", "parsed", "report", "sum"]);
-    assert_eq!(log.reason("parsed"), Some(&stage::Reason::Input("target/stage-test-inputs/numbers.txt".into())));
-    assert_eq!(log.reason("count"), Some(&stage::Reason::Ancestor(format!("{}::parsed", module_path!()))));
+    assert_eq!(
+        log.reason("parsed"),
+        Some(&stage::Reason::Input(
+            "target/stage-test-inputs/numbers.txt".into()
+        ))
+    );
+    assert_eq!(
+        log.reason("count"),
+        Some(&stage::Reason::Ancestor(format!(
+            "{}::parsed",
+            module_path!()
+        )))
+    );
 }
 
 fn sorted(mut v: Vec<&str>) -> Vec<&str> {
@@ -109,7 +134,11 @@ fn a_diamond_computes_its_shared_ancestor_once() {
         let cfg = Config::from_env().dir(dir.path()).jobs(jobs);
         let (v, log) = cfg.scope(|| stage::observe(top));
         assert_eq!(v.unwrap(), "4950/100");
-        assert_eq!(sorted(log.computed()), ["base", "left", "right", "top"], "jobs = {jobs}");
+        assert_eq!(
+            sorted(log.computed()),
+            ["base", "left", "right", "top"],
+            "jobs = {jobs}"
+        );
     }
 }
 
@@ -139,12 +168,22 @@ fn a_body_error_caches_nothing_and_names_the_stage() {
     let dir = tempfile::tempdir().unwrap();
     let (v, log) = run(dir.path(), || after_fallible(true));
     let err = v.unwrap_err();
-    assert_eq!(err.stage(), Some(format!("{}::fallible", module_path!()).as_str()));
-    assert_eq!(std::error::Error::source(&err).unwrap().to_string(), "refused");
+    assert_eq!(
+        err.stage(),
+        Some(format!("{}::fallible", module_path!()).as_str())
+    );
+    assert_eq!(
+        std::error::Error::source(&err).unwrap().to_string(),
+        "refused"
+    );
     assert!(log.computed().is_empty());
     let (v, log) = run(dir.path(), || after_fallible(true));
     assert!(v.is_err());
-    assert!(log.loaded().is_empty(), "an error was cached: {:?}", log.loaded());
+    assert!(
+        log.loaded().is_empty(),
+        "an error was cached: {:?}",
+        log.loaded()
+    );
     assert_eq!(run(dir.path(), || after_fallible(false)).0.unwrap(), 8);
 }
 
@@ -157,7 +196,10 @@ fn panics() -> u8 {
 fn a_panicking_body_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let err = run(dir.path(), panics).0.unwrap_err();
-    assert!(matches!(&err, stage::Error::Panic { message, .. } if message == "boom"), "{err}");
+    assert!(
+        matches!(&err, stage::Error::Panic { message, .. } if message == "boom"),
+        "{err}"
+    );
     assert!(run(dir.path(), panics).0.is_err());
 }
 
@@ -170,9 +212,19 @@ fn squares(n: u64) -> Vec<u64> {
 
 fn payloads(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    for stage_dir in fs::read_dir(dir).unwrap().filter_map(Result::ok).filter(|e| e.path().is_dir()) {
-        for f in fs::read_dir(stage_dir.path()).unwrap().filter_map(Result::ok) {
-            if f.path().extension().is_some_and(|e| e == "bin" || e == "parquet") {
+    for stage_dir in fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+    {
+        for f in fs::read_dir(stage_dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+        {
+            if f.path()
+                .extension()
+                .is_some_and(|e| e == "bin" || e == "parquet")
+            {
                 found.push(f.path());
             }
         }
@@ -204,7 +256,11 @@ fn truncated_or_flipped_payloads_are_recomputed() {
 
     let (v, log) = run(dir.path(), || squares(1000));
     assert_eq!(v.unwrap(), expected);
-    assert_eq!(log.loaded(), ["squares"], "the entry was replaced by a good one");
+    assert_eq!(
+        log.loaded(),
+        ["squares"],
+        "the entry was replaced by a good one"
+    );
 }
 
 // ---- parquet round trip, ancestor by value
@@ -215,7 +271,11 @@ fn batch(n: i64) -> RecordBatch {
         Field::new("label", DataType::Utf8, true),
     ]));
     let ids = Int64Array::from((0..n).collect::<Vec<_>>());
-    let labels = StringArray::from((0..n).map(|i| (i % 2 == 0).then(|| format!("row {i}"))).collect::<Vec<_>>());
+    let labels = StringArray::from(
+        (0..n)
+            .map(|i| (i % 2 == 0).then(|| format!("row {i}")))
+            .collect::<Vec<_>>(),
+    );
     RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(labels)]).unwrap()
 }
 
@@ -258,7 +318,10 @@ fn a_missing_raw_file_names_the_stage_and_the_path() {
     let err = run(dir.path(), reads_missing).0.unwrap_err();
     let message = err.to_string();
     assert!(message.contains("reads_missing"), "{message}");
-    assert!(message.contains("target/stage-test-inputs/does-not-exist.csv"), "{message}");
+    assert!(
+        message.contains("target/stage-test-inputs/does-not-exist.csv"),
+        "{message}"
+    );
 }
 
 #[stage(b = cycle_b)]
@@ -275,8 +338,13 @@ fn cycle_b(a: u8) -> u8 {
 fn a_cycle_is_an_error_naming_its_stages() {
     let dir = tempfile::tempdir().unwrap();
     let err = run(dir.path(), cycle_a).0.unwrap_err();
-    let stage::Error::Cycle { stages } = &err else { panic!("not a cycle: {err}") };
-    let names: Vec<&str> = stages.iter().map(|s| s.rsplit("::").next().unwrap()).collect();
+    let stage::Error::Cycle { stages } = &err else {
+        panic!("not a cycle: {err}")
+    };
+    let names: Vec<&str> = stages
+        .iter()
+        .map(|s| s.rsplit("::").next().unwrap())
+        .collect();
     assert_eq!(names, ["cycle_a", "cycle_b", "cycle_a"]);
 }
 
@@ -289,9 +357,19 @@ fn an_unwritable_cache_still_returns_the_value_with_a_warning() {
     let (v, log) = run(&cache, || squares(5));
     assert_eq!(v.unwrap(), [0, 1, 4, 9, 16]);
     assert_eq!(log.warnings().len(), 1, "{:?}", log.warnings());
-    assert!(log.warnings()[0].contains("squares"), "{:?}", log.warnings());
-    let strict = Config::from_env().dir(&cache).strict(true).scope(|| squares(5));
-    assert!(matches!(strict, Err(stage::Error::Save { .. })), "{strict:?}");
+    assert!(
+        log.warnings()[0].contains("squares"),
+        "{:?}",
+        log.warnings()
+    );
+    let strict = Config::from_env()
+        .dir(&cache)
+        .strict(true)
+        .scope(|| squares(5));
+    assert!(
+        matches!(strict, Err(stage::Error::Save { .. })),
+        "{strict:?}"
+    );
 }
 
 // ---- inputs chosen at run time, keyed by content
@@ -306,7 +384,10 @@ fn a_file_parameter_is_keyed_by_its_content_not_its_name() {
     let dir = tempfile::tempdir().unwrap();
     let a = raw_file("file-param-a.txt", "same");
     let b = raw_file("file-param-b.txt", "same");
-    assert_eq!(run(dir.path(), || size_of(stage::File::new(&a))).0.unwrap(), 4);
+    assert_eq!(
+        run(dir.path(), || size_of(stage::File::new(&a))).0.unwrap(),
+        4
+    );
     let (v, log) = run(dir.path(), || size_of(stage::File::new(&b)));
     assert_eq!(v.unwrap(), 4);
     assert_eq!(log.loaded(), ["size_of"]);
@@ -321,9 +402,16 @@ fn a_file_parameter_is_keyed_by_its_content_not_its_name() {
 #[test]
 #[ignore = "run as a child process by `a_new_process_reads_the_cache`"]
 fn child_process_entry() {
-    let Ok(dir) = std::env::var("STAGE_TEST_CHILD_DIR") else { return };
+    let Ok(dir) = std::env::var("STAGE_TEST_CHILD_DIR") else {
+        return;
+    };
     let (v, log) = run(Path::new(&dir), top);
-    println!("VALUE={} COMPUTED={} LOADED={}", v.unwrap(), sorted(log.computed()).join(","), log.loaded().join(","));
+    println!(
+        "VALUE={} COMPUTED={} LOADED={}",
+        v.unwrap(),
+        sorted(log.computed()).join(","),
+        log.loaded().join(",")
+    );
 }
 
 #[test]
@@ -331,7 +419,13 @@ fn a_new_process_reads_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let child = || {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "child_process_entry", "--nocapture", "--test-threads=1"])
+            .args([
+                "--ignored",
+                "--exact",
+                "child_process_entry",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("STAGE_TEST_CHILD_DIR", dir.path())
             .output()
             .unwrap();
@@ -341,7 +435,10 @@ fn a_new_process_reads_the_cache() {
             None => stdout,
         }
     };
-    assert_eq!(child(), "VALUE=4950/100 COMPUTED=base,left,right,top LOADED=");
+    assert_eq!(
+        child(),
+        "VALUE=4950/100 COMPUTED=base,left,right,top LOADED="
+    );
     assert_eq!(
         child(),
         "VALUE=4950/100 COMPUTED=left,right,top LOADED=base",
@@ -377,7 +474,10 @@ struct Summary {
 #[stage(t = table(n), cache = bincode)]
 fn summarise(t: &RecordBatch, n: i64) -> Summary {
     let ids = t.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-    Summary { rows: t.num_rows(), total: ids.iter().flatten().sum() }
+    Summary {
+        rows: t.num_rows(),
+        total: ids.iter().flatten().sum(),
+    }
 }
 
 #[test]

@@ -21,7 +21,11 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let manifest = fs::read_to_string(root.join("tests/fixtures/rebuild/Cargo.toml")).unwrap();
         let stage_path = root.display().to_string().replace('\\', "/");
-        fs::write(dir.path().join("Cargo.toml"), manifest.replace("@STAGE_PATH@", &stage_path)).unwrap();
+        fs::write(
+            dir.path().join("Cargo.toml"),
+            manifest.replace("@STAGE_PATH@", &stage_path),
+        )
+        .unwrap();
         fs::copy(root.join("Cargo.lock"), dir.path().join("Cargo.lock")).unwrap();
         fs::create_dir(dir.path().join("src")).unwrap();
         let original = fs::read_to_string(root.join("tests/fixtures/rebuild/src/main.rs")).unwrap();
@@ -41,7 +45,11 @@ impl Fixture {
 
     /// The original source with `from` replaced by `to` (which must occur exactly once).
     fn edit(&self, from: &str, to: &str) {
-        assert_eq!(self.original.matches(from).count(), 1, "`{from}` must occur once in the fixture");
+        assert_eq!(
+            self.original.matches(from).count(),
+            1,
+            "`{from}` must occur once in the fixture"
+        );
         self.write_source(&self.original.replacen(from, to, 1));
     }
 
@@ -68,8 +76,16 @@ impl Fixture {
             .env("FIXTURE_LOG", &log)
             .output()
             .unwrap();
-        assert!(out.status.success(), "the fixture failed: {}", String::from_utf8_lossy(&out.stderr));
-        let mut ran: Vec<String> = fs::read_to_string(&log).unwrap_or_default().lines().map(str::to_owned).collect();
+        assert!(
+            out.status.success(),
+            "the fixture failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut ran: Vec<String> = fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
         ran.sort();
         ran
     }
@@ -84,25 +100,77 @@ fn names(list: &[&str]) -> Vec<String> {
 #[test]
 fn every_edit_recomputes_exactly_what_it_should() {
     let f = Fixture::new();
-    assert_eq!(f.run(), names(&["combine", "parse", "scaled", "stats"]), "cold run");
+    assert_eq!(
+        f.run(),
+        names(&["combine", "parse", "scaled", "stats"]),
+        "cold run"
+    );
     assert_eq!(f.run(), names(&[]), "second run");
 
     let code_edits: &[(&str, &str, &str, &[&str])] = &[
-        ("whitespace", "    ran(\"stats\");\n", "\n      ran( \"stats\" ) ;\n\n", &[]),
-        ("a // comment", "    ran(\"stats\");\n", "    ran(\"stats\"); // counted\n", &[]),
-        ("a doc comment", "/// Totals the numbers.\n", "/// Totals the numbers, all of them.\n", &[]),
-        ("one token in a body", "b.total, b.count)", "b.total, b.count + 0)", &["combine"]),
-        ("one token in a body, mid-DAG", "Stats { total: xs.iter().sum(), count", "Stats { total: xs.iter().sum::<i64>(), count", &["stats", "combine"]),
-        ("one token in the attribute", "name = \"stats\"", "name = \"totals\"", &["stats", "combine"]),
-        ("a tracked helper's body", "    x * 2\n", "    x * 3\n", &["scaled", "combine"]),
-        ("a field added to the output type", "    pub count: u64,\n}", "    pub count: u64,\n    pub extra: Option<u8>,\n}", &["stats", "combine"]),
-        ("the version salt", "cache = bincode, uses = [scale])", "cache = bincode, uses = [scale], version = \"2\")", &["scaled", "combine"]),
+        (
+            "whitespace",
+            "    ran(\"stats\");\n",
+            "\n      ran( \"stats\" ) ;\n\n",
+            &[],
+        ),
+        (
+            "a // comment",
+            "    ran(\"stats\");\n",
+            "    ran(\"stats\"); // counted\n",
+            &[],
+        ),
+        (
+            "a doc comment",
+            "/// Totals the numbers.\n",
+            "/// Totals the numbers, all of them.\n",
+            &[],
+        ),
+        (
+            "one token in a body",
+            "b.total, b.count)",
+            "b.total, b.count + 0)",
+            &["combine"],
+        ),
+        (
+            "one token in a body, mid-DAG",
+            "Stats { total: xs.iter().sum(), count",
+            "Stats { total: xs.iter().sum::<i64>(), count",
+            &["stats", "combine"],
+        ),
+        (
+            "one token in the attribute",
+            "name = \"stats\"",
+            "name = \"totals\"",
+            &["stats", "combine"],
+        ),
+        (
+            "a tracked helper's body",
+            "    x * 2\n",
+            "    x * 3\n",
+            &["scaled", "combine"],
+        ),
+        (
+            "a field added to the output type",
+            "    pub count: u64,\n}",
+            "    pub count: u64,\n    pub extra: Option<u8>,\n}",
+            &["stats", "combine"],
+        ),
+        (
+            "the version salt",
+            "cache = bincode, uses = [scale])",
+            "cache = bincode, uses = [scale], version = \"2\")",
+            &["scaled", "combine"],
+        ),
     ];
     for (what, from, to, expected) in code_edits {
         let to = if *what == "a field added to the output type" {
             f.edit(from, to);
             let edited = fs::read_to_string(f.path("src/main.rs")).unwrap();
-            f.write_source(&edited.replace("count: xs.len() as u64 }", "count: xs.len() as u64, extra: None }"));
+            f.write_source(&edited.replace(
+                "count: xs.len() as u64 }",
+                "count: xs.len() as u64, extra: None }",
+            ));
             None
         } else {
             Some(to)
@@ -116,12 +184,21 @@ fn every_edit_recomputes_exactly_what_it_should() {
     }
 
     fs::write(f.path("input.txt"), "1 2 3 4 5").unwrap();
-    assert_eq!(f.run(), names(&["combine", "parse", "scaled", "stats"]), "after the raw file changed");
+    assert_eq!(
+        f.run(),
+        names(&["combine", "parse", "scaled", "stats"]),
+        "after the raw file changed"
+    );
     fs::write(f.path("input.txt"), "1 2 3 4").unwrap();
     assert_eq!(f.run(), names(&[]), "after the raw file changed back");
 
-    let input = fs::File::options().write(true).open(f.path("input.txt")).unwrap();
-    input.set_modified(SystemTime::now() + Duration::from_secs(60)).unwrap();
+    let input = fs::File::options()
+        .write(true)
+        .open(f.path("input.txt"))
+        .unwrap();
+    input
+        .set_modified(SystemTime::now() + Duration::from_secs(60))
+        .unwrap();
     drop(input);
     assert_eq!(f.run(), names(&[]), "after the raw file was only touched");
 }

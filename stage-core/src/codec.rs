@@ -37,6 +37,7 @@ pub trait Codec<T>: 'static {
 
     /// A digest of the shape of `T` as this format writes it, when the format depends on
     /// it: part of the key, so that a changed type definition never decodes old bytes.
+    #[must_use]
     fn shape() -> Option<crate::Digest> {
         None
     }
@@ -151,7 +152,8 @@ impl<T: BincodeData> Codec<T> for Bincode {
 /// Types whose `Deserialize` cannot be traced (a hand-written one that needs real input)
 /// have no shape; for them a failed decode is the last line of defence.
 fn serde_shape<T: DeserializeOwned + 'static>() -> Option<crate::Digest> {
-    static SHAPES: LazyLock<Mutex<HashMap<TypeId, Option<crate::Digest>>>> = LazyLock::new(Mutex::default);
+    static SHAPES: LazyLock<Mutex<HashMap<TypeId, Option<crate::Digest>>>> =
+        LazyLock::new(Mutex::default);
     let id = TypeId::of::<T>();
     if let Some(shape) = SHAPES.lock().ok().and_then(|s| s.get(&id).copied()) {
         return shape;
@@ -197,7 +199,9 @@ mod tests {
             Field::new("x", DataType::Float64, false),
         ]);
         let ids: Vec<i64> = (0..rows).collect();
-        let names: Vec<Option<String>> = (0..rows).map(|i| (i % 3 != 0).then(|| format!("n{i}"))).collect();
+        let names: Vec<Option<String>> = (0..rows)
+            .map(|i| (i % 3 != 0).then(|| format!("n{i}")))
+            .collect();
         #[allow(clippy::cast_precision_loss)]
         let xs: Vec<f64> = (0..rows).map(|i| i as f64 / 2.0).collect();
         RecordBatch::try_new(

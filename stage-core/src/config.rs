@@ -31,16 +31,26 @@ impl Config {
     /// `STAGE_PROGRESS=0` hides the progress display.
     #[must_use]
     pub fn from_env() -> Config {
-        let dir = std::env::var_os("STAGE_DIR").map_or_else(|| PathBuf::from(".stage"), PathBuf::from);
+        let dir =
+            std::env::var_os("STAGE_DIR").map_or_else(|| PathBuf::from(".stage"), PathBuf::from);
         let jobs = std::env::var("STAGE_JOBS")
             .ok()
             .and_then(|n| n.trim().parse::<NonZeroUsize>().ok())
             .or_else(|| std::thread::available_parallelism().ok())
             .unwrap_or(NonZeroUsize::MIN);
-        let flag = |name: &str| std::env::var(name).ok().map(|v| matches!(v.trim(), "1" | "true" | "yes"));
+        let flag = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .map(|v| matches!(v.trim(), "1" | "true" | "yes"))
+        };
         let strict = flag("STAGE_STRICT").unwrap_or(false);
         let progress = flag("STAGE_PROGRESS").unwrap_or(true);
-        Config { dir, jobs, strict, progress }
+        Config {
+            dir,
+            jobs,
+            strict,
+            progress,
+        }
     }
 
     /// The configuration in force on this thread: the innermost [`Config::scope`], else
@@ -109,7 +119,13 @@ impl Config {
     /// (and on the threads those calls use).
     pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
         let log = CURRENT.with(|c| c.borrow().as_ref().and_then(|s| s.log.clone()));
-        with_scope(Scope { config: self.clone(), log }, f)
+        with_scope(
+            Scope {
+                config: self.clone(),
+                log,
+            },
+            f,
+        )
     }
 }
 
@@ -204,7 +220,10 @@ fn short_name(path: &str) -> &str {
 /// ```
 pub fn observe<R>(f: impl FnOnce() -> R) -> (R, RunLog) {
     let log = Arc::new(std::sync::Mutex::new(RunLog::default()));
-    let scope = Scope { config: Config::current(), log: Some(Arc::clone(&log)) };
+    let scope = Scope {
+        config: Config::current(),
+        log: Some(Arc::clone(&log)),
+    };
     let value = with_scope(scope, f);
     let log = log.lock().map(|l| l.clone()).unwrap_or_default();
     (value, log)
@@ -221,7 +240,10 @@ impl Scope {
     pub(crate) fn current() -> Scope {
         CURRENT
             .with(|c| c.borrow().clone())
-            .unwrap_or_else(|| Scope { config: Config::from_env(), log: None })
+            .unwrap_or_else(|| Scope {
+                config: Config::from_env(),
+                log: None,
+            })
     }
 
     pub(crate) fn record(&self, event: Event) {

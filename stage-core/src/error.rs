@@ -101,6 +101,9 @@ mod tests {
         let e = Error::Cycle {
             stages: vec!["a".into(), "b".into(), "a".into()],
         };
-        assert_eq!(e.to_string(), "stages depend on each other in a cycle: a -> b -> a");
+        assert_eq!(
+            e.to_string(),
+            "stages depend on each other in a cycle: a -> b -> a"
+        );
     }
 }

@@ -34,7 +34,12 @@ pub(crate) fn execute(scope: &Scope, nodes: &[Node], root: usize) -> Result<Valu
         st.consumers[root] += 1;
         exec.decide(&mut st, root);
     }
-    let needed = exec.lock().status.iter().filter(|s| **s != Status::Untouched).count();
+    let needed = exec
+        .lock()
+        .status
+        .iter()
+        .filter(|s| **s != Status::Untouched)
+        .count();
     exec.progress.start(needed);
     let workers = scope.config.max_jobs().min(nodes.len()).max(1);
     std::thread::scope(|s| {
@@ -44,7 +49,10 @@ pub(crate) fn execute(scope: &Scope, nodes: &[Node], root: usize) -> Result<Valu
         exec.work();
     });
     exec.progress.finish();
-    let mut st = exec.state.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut st = exec
+        .state
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(error) = st.error.take() {
         return Err(error);
     }
@@ -57,7 +65,12 @@ pub(crate) fn execute(scope: &Scope, nodes: &[Node], root: usize) -> Result<Valu
 enum Job {
     Load(usize),
     Compute(usize),
-    Write { node: usize, value: Value, lock: Option<KeyLock>, compute_ms: u64 },
+    Write {
+        node: usize,
+        value: Value,
+        lock: Option<KeyLock>,
+        compute_ms: u64,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -110,7 +123,11 @@ impl State {
                 i += 1;
             }
         }
-        if let Some(at) = self.queue.iter().position(|j| matches!(j, Job::Write { .. })) {
+        if let Some(at) = self
+            .queue
+            .iter()
+            .position(|j| matches!(j, Job::Write { .. }))
+        {
             return self.queue.remove(at);
         }
         if self.error.is_some() {
@@ -137,7 +154,9 @@ struct Exec<'a> {
 
 impl Exec<'_> {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Marks node `i` as needed: a load when its entry exists, else a computation (and
@@ -160,7 +179,9 @@ impl Exec<'_> {
         st.reasons[i] = Some(reason);
         let mut left = 0;
         for &a in &self.nodes[i].ancestors {
-            stacker::maybe_grow(crate::run::STACK_RED_ZONE, crate::run::STACK_GROWTH, || self.decide(st, a));
+            stacker::maybe_grow(crate::run::STACK_RED_ZONE, crate::run::STACK_GROWTH, || {
+                self.decide(st, a)
+            });
             st.consumers[a] += 1;
             if st.status[a] != Status::Done {
                 left += 1;
@@ -204,10 +225,20 @@ impl Exec<'_> {
                         self.wake.notify_all();
                         return;
                     }
-                    let timeout = st.delayed.iter().map(|(at, _)| at.saturating_duration_since(Instant::now())).min();
+                    let timeout = st
+                        .delayed
+                        .iter()
+                        .map(|(at, _)| at.saturating_duration_since(Instant::now()))
+                        .min();
                     st = match timeout {
-                        Some(t) => self.wake.wait_timeout(st, t).map_or_else(|e| e.into_inner().0, |r| r.0),
-                        None => self.wake.wait(st).unwrap_or_else(std::sync::PoisonError::into_inner),
+                        Some(t) => self
+                            .wake
+                            .wait_timeout(st, t)
+                            .map_or_else(|e| e.into_inner().0, |r| r.0),
+                        None => self
+                            .wake
+                            .wait(st)
+                            .unwrap_or_else(std::sync::PoisonError::into_inner),
                     };
                 }
             };
@@ -241,7 +272,12 @@ impl Exec<'_> {
                 self.progress.running(&self.nodes[i], "computing");
                 self.compute(i);
             }
-            Job::Write { node, value, lock, compute_ms } => {
+            Job::Write {
+                node,
+                value,
+                lock,
+                compute_ms,
+            } => {
                 self.progress.running(&self.nodes[node], "writing");
                 self.write(node, &value, compute_ms, lock);
             }
@@ -252,7 +288,9 @@ impl Exec<'_> {
     fn load(&self, i: usize) {
         let node = &self.nodes[i];
         let entry = self.lock().found[i].take();
-        let loaded = entry.ok_or_else(|| "entry vanished".into()).and_then(|e| self.read(node, &e));
+        let loaded = entry
+            .ok_or_else(|| "entry vanished".into())
+            .and_then(|e| self.read(node, &e));
         let mut st = self.lock();
         match loaded {
             Ok(value) => {
@@ -260,7 +298,11 @@ impl Exec<'_> {
                 Self::complete(&mut st, i, value);
             }
             Err(e) => {
-                warn(&format!("stage `{}`: cache entry {} is damaged ({e}); recomputing", node.path, node.key.short()));
+                warn(&format!(
+                    "stage `{}`: cache entry {} is damaged ({e}); recomputing",
+                    node.path,
+                    node.key.short()
+                ));
                 self.schedule_compute(&mut st, i, Reason::Damaged);
             }
         }
@@ -278,7 +320,9 @@ impl Exec<'_> {
         if node.persistent {
             match self.store.try_lock(&node.path, &node.key) {
                 LockAttempt::Busy => {
-                    self.lock().delayed.push((Instant::now() + LOCK_POLL, Job::Compute(i)));
+                    self.lock()
+                        .delayed
+                        .push((Instant::now() + LOCK_POLL, Job::Compute(i)));
                     return;
                 }
                 LockAttempt::Held(held) => lock = Some(held),
@@ -296,14 +340,22 @@ impl Exec<'_> {
         }
         let inputs: Option<Vec<Value>> = {
             let st = self.lock();
-            node.ancestors.iter().map(|&a| st.values[a].clone()).collect()
+            node.ancestors
+                .iter()
+                .map(|&a| st.values[a].clone())
+                .collect()
         };
         let Some(inputs) = inputs else {
-            self.lock().fail(Error::Body { stage: node.path.clone(), source: "internal error: an ancestor has no value".into() });
+            self.lock().fail(Error::Body {
+                stage: node.path.clone(),
+                source: "internal error: an ancestor has no value".into(),
+            });
             return;
         };
         let started = Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(|| node.erased.compute(&Inputs { values: &inputs })));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            node.erased.compute(&Inputs { values: &inputs })
+        }));
         let compute_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         drop(inputs);
         let mut st = self.lock();
@@ -317,12 +369,23 @@ impl Exec<'_> {
                 tracing::info!(reason = %reason, ms = compute_ms, "computed");
                 self.record(node, Outcome::Computed(reason));
                 if node.persistent {
-                    st.queue.push_front(Job::Write { node: i, value: Value::clone(&value), lock, compute_ms });
+                    st.queue.push_front(Job::Write {
+                        node: i,
+                        value: Value::clone(&value),
+                        lock,
+                        compute_ms,
+                    });
                 }
                 Self::complete(&mut st, i, value);
             }
-            Ok(Err(source)) => st.fail(Error::Body { stage: node.path.clone(), source }),
-            Err(panic) => st.fail(Error::Panic { stage: node.path.clone(), message: panic_message(panic.as_ref()) }),
+            Ok(Err(source)) => st.fail(Error::Body {
+                stage: node.path.clone(),
+                source,
+            }),
+            Err(panic) => st.fail(Error::Panic {
+                stage: node.path.clone(),
+                message: panic_message(panic.as_ref()),
+            }),
         }
     }
 
@@ -348,7 +411,9 @@ impl Exec<'_> {
             created_ms: now_ms(),
             compute_ms,
         };
-        let written = self.store.write(&node.path, entry, |out| node.erased.encode(value, out));
+        let written = self
+            .store
+            .write(&node.path, entry, |out| node.erased.encode(value, out));
         drop(lock);
         if let Ok(entry) = &written {
             let span = tracing::Span::current();
@@ -358,9 +423,17 @@ impl Exec<'_> {
         if let Err(source) = written {
             let dir = self.store.stage_dir(&node.path);
             if self.scope.config.is_strict() {
-                self.lock().fail(Error::Save { stage: node.path.clone(), path: dir, source });
+                self.lock().fail(Error::Save {
+                    stage: node.path.clone(),
+                    path: dir,
+                    source,
+                });
             } else {
-                let message = format!("stage `{}`: entry not saved in `{}`: {source}", node.path, dir.display());
+                let message = format!(
+                    "stage `{}`: entry not saved in `{}`: {source}",
+                    node.path,
+                    dir.display()
+                );
                 warn(&message);
                 self.record(node, Outcome::NotSaved(message));
             }
@@ -375,7 +448,11 @@ impl Exec<'_> {
             tracing::Span::current().record("outcome", "hit");
             tracing::info!("loaded");
         }
-        self.scope.record(Event { stage: node.path.clone(), key: node.key, outcome });
+        self.scope.record(Event {
+            stage: node.path.clone(),
+            key: node.key,
+            outcome,
+        });
     }
 }
 
@@ -389,7 +466,9 @@ impl Progress {
         let show = scope.config.shows_progress() && std::io::stderr().is_terminal();
         Progress(show.then(|| {
             let bar = indicatif::ProgressBar::hidden();
-            if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos}/{len} stages · {msg}") {
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {pos}/{len} stages · {msg}",
+            ) {
                 bar.set_style(style);
             }
             bar
@@ -438,7 +517,10 @@ pub(crate) fn classify(store: &LocalStore, node: &Node) -> Result<Entry, Reason>
     Err(match store.entries(&node.path).first() {
         None => Reason::NeverRun,
         Some(latest) if latest.key == node.key => Reason::Damaged,
-        Some(latest) => node.ingredients.first_difference(&latest.ingredients).unwrap_or(Reason::Removed),
+        Some(latest) => node
+            .ingredients
+            .first_difference(&latest.ingredients)
+            .unwrap_or(Reason::Removed),
     })
 }
 
@@ -455,8 +537,9 @@ fn verify_and_decode(
         if !matches(&bytes) {
             return Err(mismatch());
         }
-        return catch_unwind(AssertUnwindSafe(|| decode(bytes)))
-            .unwrap_or_else(|p| Err(format!("decoder panicked: {}", panic_message(p.as_ref())).into()));
+        return catch_unwind(AssertUnwindSafe(|| decode(bytes))).unwrap_or_else(|p| {
+            Err(format!("decoder panicked: {}", panic_message(p.as_ref())).into())
+        });
     }
     let (verified, decoded) = std::thread::scope(|s| {
         let check = s.spawn(|| matches(&bytes));
@@ -466,7 +549,8 @@ fn verify_and_decode(
     if !verified {
         return Err(mismatch());
     }
-    decoded.unwrap_or_else(|p| Err(format!("decoder panicked: {}", panic_message(p.as_ref())).into()))
+    decoded
+        .unwrap_or_else(|p| Err(format!("decoder panicked: {}", panic_message(p.as_ref())).into()))
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -99,7 +99,13 @@ pub fn graph<S: Stage>(args: S::Args) -> Result<Graph, Error> {
             output: n.info.output.to_owned(),
             state: classify(&store, n).map_or_else(State::Outdated, |_| State::Cached),
             needed: false,
-            ancestors: n.ingredients.ancestors.iter().map(|a| a.param.clone()).zip(n.ancestors.iter().copied()).collect(),
+            ancestors: n
+                .ingredients
+                .ancestors
+                .iter()
+                .map(|a| a.param.clone())
+                .zip(n.ancestors.iter().copied())
+                .collect(),
             inputs: n.ingredients.inputs.clone(),
             params: n.ingredients.params.clone(),
         })
@@ -123,7 +129,11 @@ pub fn graph<S: Stage>(args: S::Args) -> Result<Graph, Error> {
 /// When a raw input cannot be read or the stages form a cycle.
 pub fn explain<S: Stage>(args: S::Args) -> Result<Vec<(String, Reason)>, Error> {
     let graph = graph::<S>(args)?;
-    Ok(graph.would_run().into_iter().map(|(name, reason)| (name.to_owned(), reason.clone())).collect())
+    Ok(graph
+        .would_run()
+        .into_iter()
+        .map(|(name, reason)| (name.to_owned(), reason.clone()))
+        .collect())
 }
 
 impl Graph {
@@ -157,8 +167,16 @@ impl Graph {
                 escape(&state)
             );
             for (j, input) in n.inputs.iter().enumerate() {
-                let _ = writeln!(out, "  n{i}_in{j} [shape=note, style=filled, fillcolor=\"#ffffff\", label=\"{}\"];", escape(&input.path));
-                let _ = writeln!(out, "  n{i}_in{j} -> n{i} [label=\"{}\"];", escape(&input.param));
+                let _ = writeln!(
+                    out,
+                    "  n{i}_in{j} [shape=note, style=filled, fillcolor=\"#ffffff\", label=\"{}\"];",
+                    escape(&input.path)
+                );
+                let _ = writeln!(
+                    out,
+                    "  n{i}_in{j} -> n{i} [label=\"{}\"];",
+                    escape(&input.param)
+                );
             }
             for (param, a) in &n.ancestors {
                 let _ = writeln!(out, "  n{a} -> n{i} [label=\"{}\"];", escape(param));
@@ -175,15 +193,32 @@ impl Graph {
         for (i, n) in self.nodes.iter().enumerate() {
             let (_, state) = look(n);
             let class = class(n);
-            let _ = writeln!(out, "  n{i}[\"{}<br/>{} · {}<br/>{}\"]:::{class}", mermaid(&n.name), n.cache, n.key.short(), mermaid(&state));
+            let _ = writeln!(
+                out,
+                "  n{i}[\"{}<br/>{} · {}<br/>{}\"]:::{class}",
+                mermaid(&n.name),
+                n.cache,
+                n.key.short(),
+                mermaid(&state)
+            );
             for (j, input) in n.inputs.iter().enumerate() {
-                let _ = writeln!(out, "  n{i}_in{j}[/\"{}\"/] -->|{}| n{i}", mermaid(&input.path), mermaid(&input.param));
+                let _ = writeln!(
+                    out,
+                    "  n{i}_in{j}[/\"{}\"/] -->|{}| n{i}",
+                    mermaid(&input.path),
+                    mermaid(&input.param)
+                );
             }
             for (param, a) in &n.ancestors {
                 let _ = writeln!(out, "  n{a} -->|{}| n{i}", mermaid(param));
             }
         }
-        for (class, colour) in [("cached", CACHED), ("outdated", OUTDATED), ("never", NEVER), ("memory", MEMORY)] {
+        for (class, colour) in [
+            ("cached", CACHED),
+            ("outdated", OUTDATED),
+            ("never", NEVER),
+            ("memory", MEMORY),
+        ] {
             let _ = writeln!(out, "  classDef {class} fill:{colour},stroke:#555;");
         }
         out

@@ -87,7 +87,10 @@ pub(crate) fn tracked_closure(uses: &[fn() -> &'static TrackInfo]) -> Vec<&'stat
     let mut seen: Vec<&'static TrackInfo> = Vec::new();
     let mut todo: Vec<&'static TrackInfo> = uses.iter().map(|f| f()).collect();
     while let Some(info) = todo.pop() {
-        if seen.iter().any(|s| std::ptr::eq(*s, info) || s.path() == info.path()) {
+        if seen
+            .iter()
+            .any(|s| std::ptr::eq(*s, info) || s.path() == info.path())
+        {
             continue;
         }
         seen.push(info);

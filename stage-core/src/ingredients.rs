@@ -149,11 +149,20 @@ impl Ingredients {
             return Some(Reason::Param(name));
         }
         if let Some(param) = differing(&self.inputs, &before.inputs, |i| &i.param, |i| i.hash) {
-            let path = self.inputs.iter().find(|i| i.param == param).map_or(param, |i| i.path.clone());
+            let path = self
+                .inputs
+                .iter()
+                .find(|i| i.param == param)
+                .map_or(param, |i| i.path.clone());
             return Some(Reason::Input(path));
         }
-        if let Some(param) = differing(&self.ancestors, &before.ancestors, |a| &a.param, |a| a.key) {
-            let stage = self.ancestors.iter().find(|a| a.param == param).map_or(param, |a| a.stage.clone());
+        if let Some(param) = differing(&self.ancestors, &before.ancestors, |a| &a.param, |a| a.key)
+        {
+            let stage = self
+                .ancestors
+                .iter()
+                .find(|a| a.param == param)
+                .map_or(param, |a| a.stage.clone());
             return Some(Reason::Ancestor(stage));
         }
         None
@@ -260,9 +269,21 @@ mod tests {
             helpers: vec![],
             codec: "parquet/1".into(),
             shape: None,
-            params: vec![Param { name: "n".into(), hash: Digest([1; 32]), value: "1".into() }],
-            inputs: vec![Input { param: "raw".into(), path: "a.csv".into(), hash: Digest([2; 32]) }],
-            ancestors: vec![Ancestor { param: "x".into(), stage: "demo::load".into(), key: Digest([3; 32]) }],
+            params: vec![Param {
+                name: "n".into(),
+                hash: Digest([1; 32]),
+                value: "1".into(),
+            }],
+            inputs: vec![Input {
+                param: "raw".into(),
+                path: "a.csv".into(),
+                hash: Digest([2; 32]),
+            }],
+            ancestors: vec![Ancestor {
+                param: "x".into(),
+                stage: "demo::load".into(),
+                key: Digest([3; 32]),
+            }],
         }
     }
 
@@ -270,24 +291,75 @@ mod tests {
     fn every_ingredient_changes_the_key_and_is_named() {
         let b = base();
         let cases: Vec<(Ingredients, Reason)> = vec![
-            (Ingredients { code: Digest([8; 32]), ..base() }, Reason::Code),
-            (Ingredients { salt: Some("2".into()), ..base() }, Reason::Version),
-            (Ingredients { codec: "bincode/1".into(), ..base() }, Reason::Codec),
-            (Ingredients { shape: Some(Digest([5; 32])), ..base() }, Reason::OutputType),
             (
-                Ingredients { helpers: vec![Named { name: "h".into(), hash: Digest([0; 32]) }], ..base() },
+                Ingredients {
+                    code: Digest([8; 32]),
+                    ..base()
+                },
+                Reason::Code,
+            ),
+            (
+                Ingredients {
+                    salt: Some("2".into()),
+                    ..base()
+                },
+                Reason::Version,
+            ),
+            (
+                Ingredients {
+                    codec: "bincode/1".into(),
+                    ..base()
+                },
+                Reason::Codec,
+            ),
+            (
+                Ingredients {
+                    shape: Some(Digest([5; 32])),
+                    ..base()
+                },
+                Reason::OutputType,
+            ),
+            (
+                Ingredients {
+                    helpers: vec![Named {
+                        name: "h".into(),
+                        hash: Digest([0; 32]),
+                    }],
+                    ..base()
+                },
                 Reason::Helper("h".into()),
             ),
             (
-                Ingredients { params: vec![Param { name: "n".into(), hash: Digest([9; 32]), value: "2".into() }], ..base() },
+                Ingredients {
+                    params: vec![Param {
+                        name: "n".into(),
+                        hash: Digest([9; 32]),
+                        value: "2".into(),
+                    }],
+                    ..base()
+                },
                 Reason::Param("n".into()),
             ),
             (
-                Ingredients { inputs: vec![Input { param: "raw".into(), path: "a.csv".into(), hash: Digest([9; 32]) }], ..base() },
+                Ingredients {
+                    inputs: vec![Input {
+                        param: "raw".into(),
+                        path: "a.csv".into(),
+                        hash: Digest([9; 32]),
+                    }],
+                    ..base()
+                },
                 Reason::Input("a.csv".into()),
             ),
             (
-                Ingredients { ancestors: vec![Ancestor { param: "x".into(), stage: "demo::load".into(), key: Digest([9; 32]) }], ..base() },
+                Ingredients {
+                    ancestors: vec![Ancestor {
+                        param: "x".into(),
+                        stage: "demo::load".into(),
+                        key: Digest([9; 32]),
+                    }],
+                    ..base()
+                },
                 Reason::Ancestor("demo::load".into()),
             ),
         ];

@@ -43,7 +43,10 @@ inventory::collect!(Registered);
 /// known without calling anything.
 #[must_use]
 pub fn stages() -> Vec<&'static StageInfo> {
-    let mut all: Vec<&'static StageInfo> = inventory::iter::<Registered>.into_iter().map(|r| (r.0)()).collect();
+    let mut all: Vec<&'static StageInfo> = inventory::iter::<Registered>
+        .into_iter()
+        .map(|r| (r.0)())
+        .collect();
     all.sort_by_key(|info| info.path());
     all
 }

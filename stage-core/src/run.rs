@@ -28,7 +28,8 @@ pub fn call<S: Stage>(args: S::Args) -> Result<S::Output, Error> {
     let value = crate::exec::execute(&scope, &planner.nodes, root);
     record_run(&scope, &planner.nodes, root);
     let value = value?;
-    let typed = Arc::downcast::<S::Output>(value).map_err(|_| internal(S::INFO, "the output has another type"))?;
+    let typed = Arc::downcast::<S::Output>(value)
+        .map_err(|_| internal(S::INFO, "the output has another type"))?;
     Arc::try_unwrap(typed).map_err(|_| internal(S::INFO, "the output is still shared"))
 }
 
@@ -48,19 +49,33 @@ pub fn key<S: Stage>(args: S::Args) -> Result<Digest, Error> {
 /// Notes the keys this call's pipeline used, for `stage gc`; a cache that cannot be written
 /// has already been warned about.
 fn record_run(scope: &Scope, nodes: &[Node], root: usize) {
-    let used: Vec<UsedKey> =
-        nodes.iter().filter(|n| n.persistent).map(|n| UsedKey { stage: n.path.clone(), key: n.key }).collect();
+    let used: Vec<UsedKey> = nodes
+        .iter()
+        .filter(|n| n.persistent)
+        .map(|n| UsedKey {
+            stage: n.path.clone(),
+            key: n.key,
+        })
+        .collect();
     if used.is_empty() {
         return;
     }
-    let record = RunRecord { root: nodes[root].path.clone(), key: nodes[root].key, time_ms: crate::store::now_ms(), used };
+    let record = RunRecord {
+        root: nodes[root].path.clone(),
+        key: nodes[root].key,
+        time_ms: crate::store::now_ms(),
+        used,
+    };
     if let Err(e) = record.write(scope.config.cache_dir()) {
         tracing::debug!(error = %e, "run record not written");
     }
 }
 
 fn internal(info: &StageInfo, what: &str) -> Error {
-    Error::Body { stage: info.path(), source: format!("internal error: {what}").into() }
+    Error::Body {
+        stage: info.path(),
+        source: format!("internal error: {what}").into(),
+    }
 }
 
 /// A stage instance of a call: its key, ingredients, ancestors, and how to run it.
@@ -78,7 +93,11 @@ pub(crate) struct Node {
 /// The typed operations of a node, behind a trait object so nodes of any stage mix.
 pub(crate) trait Erased: Send + Sync {
     fn compute(&self, inputs: &Inputs<'_>) -> Result<Value, BoxError>;
-    fn encode(&self, value: &Value, out: crate::store::PayloadWriter) -> Result<crate::store::PayloadWriter, BoxError>;
+    fn encode(
+        &self,
+        value: &Value,
+        out: crate::store::PayloadWriter,
+    ) -> Result<crate::store::PayloadWriter, BoxError>;
     fn decode(&self, bytes: bytes::Bytes) -> Result<Value, BoxError>;
 }
 
@@ -97,8 +116,14 @@ impl<S: Stage> Erased for Typed<S> {
         Ok(Arc::new(S::compute(args, inputs)?))
     }
 
-    fn encode(&self, value: &Value, out: crate::store::PayloadWriter) -> Result<crate::store::PayloadWriter, BoxError> {
-        let value = value.downcast_ref::<S::Output>().ok_or("internal error: output of another type")?;
+    fn encode(
+        &self,
+        value: &Value,
+        out: crate::store::PayloadWriter,
+    ) -> Result<crate::store::PayloadWriter, BoxError> {
+        let value = value
+            .downcast_ref::<S::Output>()
+            .ok_or("internal error: output of another type")?;
         <S::Codec as Codec<S::Output>>::encode(value, out)
     }
 
@@ -144,7 +169,11 @@ impl Planner {
     /// Plans stage `S` called with `args`; returns its node.
     pub(crate) fn plan<S: Stage>(&mut self, args: S::Args) -> Result<usize, Error> {
         let info = S::INFO;
-        let mut params = Params { stage: info, index: &self.index, parts: Vec::new() };
+        let mut params = Params {
+            stage: info,
+            index: &self.index,
+            parts: Vec::new(),
+        };
         S::params(&args, &mut params)?;
         let params = params.parts;
         let mut identity = blake3::Hasher::new();
@@ -156,7 +185,11 @@ impl Planner {
             return Ok(id);
         }
         if self.on_stack.contains(&identity) {
-            let at = self.stack.iter().position(|(t, d, _)| (*t, *d) == identity).unwrap_or(0);
+            let at = self
+                .stack
+                .iter()
+                .position(|(t, d, _)| (*t, *d) == identity)
+                .unwrap_or(0);
             let mut stages: Vec<String> = self.stack[at..].iter().map(|(.., i)| i.path()).collect();
             stages.push(info.path());
             return Err(Error::Cycle { stages });
@@ -165,11 +198,17 @@ impl Planner {
         self.on_stack.insert(identity);
         // Deep pipelines (a chain of thousands of stages) recurse this deep: grow the stack
         // on the heap instead of overflowing it.
-        let (planned, ancestors, inputs) = stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || {
-            let mut plan = Plan { planner: &mut *self, stage: info, ancestors: Vec::new(), inputs: Vec::new() };
-            let planned = S::inputs(&args, &mut plan);
-            (planned, plan.ancestors, plan.inputs)
-        });
+        let (planned, ancestors, inputs) =
+            stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || {
+                let mut plan = Plan {
+                    planner: &mut *self,
+                    stage: info,
+                    ancestors: Vec::new(),
+                    inputs: Vec::new(),
+                };
+                let planned = S::inputs(&args, &mut plan);
+                (planned, plan.ancestors, plan.inputs)
+            });
         self.stack.pop();
         self.on_stack.remove(&identity);
         planned?;
@@ -181,7 +220,10 @@ impl Planner {
             salt: info.version.map(str::to_owned),
             helpers: tracked_closure(info.uses)
                 .into_iter()
-                .map(|t| Named { name: t.path(), hash: t.code_hash })
+                .map(|t| Named {
+                    name: t.path(),
+                    hash: t.code_hash,
+                })
                 .collect(),
             codec: <S::Codec as Codec<S::Output>>::ID.to_owned(),
             shape: <S::Codec as Codec<S::Output>>::shape(),
@@ -198,7 +240,9 @@ impl Planner {
             ancestors: ancestor_ids,
             persistent: <S::Codec as Codec<S::Output>>::PERSISTENT,
             extension: <S::Codec as Codec<S::Output>>::EXTENSION,
-            erased: Box::new(Typed::<S> { args: Mutex::new(Some(args)) }),
+            erased: Box::new(Typed::<S> {
+                args: Mutex::new(Some(args)),
+            }),
         });
         self.seen.insert(identity, id);
         Ok(id)
@@ -212,12 +256,17 @@ pub(crate) const STACK_GROWTH: usize = 4 * 1024 * 1024;
 
 /// The stat index of a cache root, shared by every call in the process.
 fn stat_index(root: &Path) -> Arc<StatIndex> {
-    static INDEXES: LazyLock<Mutex<HashMap<PathBuf, Arc<StatIndex>>>> = LazyLock::new(Mutex::default);
+    static INDEXES: LazyLock<Mutex<HashMap<PathBuf, Arc<StatIndex>>>> =
+        LazyLock::new(Mutex::default);
     let file = root.join("stat-index");
     let Ok(mut indexes) = INDEXES.lock() else {
         return Arc::new(StatIndex::open(file));
     };
-    Arc::clone(indexes.entry(root.to_path_buf()).or_insert_with(|| Arc::new(StatIndex::open(file))))
+    Arc::clone(
+        indexes
+            .entry(root.to_path_buf())
+            .or_insert_with(|| Arc::new(StatIndex::open(file))),
+    )
 }
 
 /// The store of the current configuration.

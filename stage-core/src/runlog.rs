@@ -58,10 +58,15 @@ impl RunRecord {
     /// Every readable record in `root`, oldest first.
     #[must_use]
     pub fn read_all(root: &Path) -> Vec<(std::path::PathBuf, RunRecord)> {
-        let Ok(dir) = fs::read_dir(root.join(RUNS_DIR)) else { return Vec::new() };
+        let Ok(dir) = fs::read_dir(root.join(RUNS_DIR)) else {
+            return Vec::new();
+        };
         let mut records: Vec<_> = dir
             .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".json") && !e.file_name().to_string_lossy().starts_with('.'))
+            .filter(|e| {
+                e.file_name().to_string_lossy().ends_with(".json")
+                    && !e.file_name().to_string_lossy().starts_with('.')
+            })
             .filter_map(|e| {
                 let record = serde_json::from_slice::<RunRecord>(&fs::read(e.path()).ok()?).ok()?;
                 Some((e.path(), record))
@@ -76,7 +81,9 @@ impl RunRecord {
 const KEEP_RECORDS: usize = 256;
 
 fn prune(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     let mut names: Vec<_> = entries
         .filter_map(Result::ok)
         .map(|e| e.file_name())
@@ -99,9 +106,19 @@ mod tests {
     fn records_round_trip_in_order() {
         let dir = tempfile::tempdir().unwrap();
         for t in [3, 1, 2] {
-            RunRecord { root: "m::s".into(), key: Digest::of(b"k"), time_ms: t, used: vec![] }.write(dir.path()).unwrap();
+            RunRecord {
+                root: "m::s".into(),
+                key: Digest::of(b"k"),
+                time_ms: t,
+                used: vec![],
+            }
+            .write(dir.path())
+            .unwrap();
         }
-        let times: Vec<u64> = RunRecord::read_all(dir.path()).iter().map(|(_, r)| r.time_ms).collect();
+        let times: Vec<u64> = RunRecord::read_all(dir.path())
+            .iter()
+            .map(|(_, r)| r.time_ms)
+            .collect();
         assert_eq!(times, [1, 2, 3]);
     }
 }

@@ -74,9 +74,13 @@ impl<T: Serialize + ?Sized> Param for T {
     fn key_part(&self, _: &StatIndex) -> Result<(Digest, String), BoxError> {
         let bytes = crate::canonical::to_bytes(self)?;
         let digest = Digest::of(&bytes);
-        let mut readable = serde_json::to_string(self).unwrap_or_else(|_| format!("#{}", digest.short()));
+        let mut readable =
+            serde_json::to_string(self).unwrap_or_else(|_| format!("#{}", digest.short()));
         if readable.len() > 200 {
-            let cut = (0..=200).rev().find(|&i| readable.is_char_boundary(i)).unwrap_or(0);
+            let cut = (0..=200)
+                .rev()
+                .find(|&i| readable.is_char_boundary(i))
+                .unwrap_or(0);
             readable.truncate(cut);
             readable.push('…');
         }
@@ -140,7 +144,11 @@ impl Params<'_> {
             param: name.to_owned(),
             source,
         })?;
-        self.parts.push(ingredients::Param { name: name.to_owned(), hash, value });
+        self.parts.push(ingredients::Param {
+            name: name.to_owned(),
+            hash,
+            value,
+        });
         Ok(())
     }
 }
@@ -161,7 +169,14 @@ impl Plan<'_> {
     pub fn ancestor<A: Stage>(&mut self, param: &'static str, args: A::Args) -> Result<(), Error> {
         let id = self.planner.plan::<A>(args)?;
         let key = self.planner.key(id);
-        self.ancestors.push((id, Ancestor { param: param.to_owned(), stage: A::INFO.path(), key }));
+        self.ancestors.push((
+            id,
+            Ancestor {
+                param: param.to_owned(),
+                stage: A::INFO.path(),
+                key,
+            },
+        ));
         Ok(())
     }
 
@@ -170,12 +185,20 @@ impl Plan<'_> {
     /// # Errors
     /// When the file or folder cannot be read.
     pub fn raw(&mut self, param: &'static str, path: &'static str) -> Result<(), Error> {
-        let hash = self.planner.index().hash(Path::new(path)).map_err(|source| Error::Input {
-            stage: self.stage.path(),
-            path: PathBuf::from(path),
-            source,
-        })?;
-        self.inputs.push(Input { param: param.to_owned(), path: path.to_owned(), hash: Digest::from(hash) });
+        let hash = self
+            .planner
+            .index()
+            .hash(Path::new(path))
+            .map_err(|source| Error::Input {
+                stage: self.stage.path(),
+                path: PathBuf::from(path),
+                source,
+            })?;
+        self.inputs.push(Input {
+            param: param.to_owned(),
+            path: path.to_owned(),
+            hash: Digest::from(hash),
+        });
         Ok(())
     }
 }

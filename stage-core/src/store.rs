@@ -63,7 +63,11 @@ struct MetaIn<'a> {
 pub fn encode_meta(entry: &Entry) -> Result<Vec<u8>, serde_json::Error> {
     let body = serde_json::to_string(entry)?;
     let raw = RawValue::from_string(body)?;
-    let meta = MetaOut { format: FORMAT, checksum: Digest::of(raw.get().as_bytes()), entry: &raw };
+    let meta = MetaOut {
+        format: FORMAT,
+        checksum: Digest::of(raw.get().as_bytes()),
+        entry: &raw,
+    };
     serde_json::to_vec(&meta)
 }
 
@@ -118,7 +122,10 @@ impl LocalStore {
         let mut file = File::open(&path)?;
         let len = file.metadata()?.len();
         if len != entry.bytes {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "payload size differs from its metadata"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "payload size differs from its metadata",
+            ));
         }
         let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
         file.read_to_end(&mut buf)?;
@@ -156,7 +163,11 @@ impl LocalStore {
         fs::create_dir_all(&dir)?;
         remove_stale_temporaries(&dir);
         let (tmp, file) = temporary(&dir)?;
-        let writer = PayloadWriter { inner: BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new(), bytes: 0 };
+        let writer = PayloadWriter {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            hasher: blake3::Hasher::new(),
+            bytes: 0,
+        };
         let written = match encode(writer).and_then(|w| w.finish().map_err(Into::into)) {
             Ok(written) => written,
             Err(e) => {
@@ -187,7 +198,9 @@ impl LocalStore {
         let dir = self.stage_dir(stage);
         let path = dir.join(format!("{}.lock", key.to_hex()));
         {
-            let Ok(mut held) = HELD.lock() else { return LockAttempt::Unavailable };
+            let Ok(mut held) = HELD.lock() else {
+                return LockAttempt::Unavailable;
+            };
             if !held.insert(path.clone()) {
                 return LockAttempt::Busy;
             }
@@ -197,7 +210,13 @@ impl LocalStore {
                 held.remove(&path);
             }
         };
-        let file = fs::create_dir_all(&dir).and_then(|()| File::options().create(true).truncate(false).write(true).open(&path));
+        let file = fs::create_dir_all(&dir).and_then(|()| {
+            File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+        });
         let Ok(file) = file else {
             release_in_process();
             return LockAttempt::Unavailable;
@@ -269,7 +288,10 @@ pub struct PayloadWriter {
 impl PayloadWriter {
     fn finish(mut self) -> io::Result<(u64, Digest)> {
         self.inner.flush()?;
-        let file = self.inner.into_inner().map_err(io::IntoInnerError::into_error)?;
+        let file = self
+            .inner
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?;
         file.sync_all()?;
         Ok((self.bytes, Digest::from(self.hasher.finalize())))
     }
@@ -292,7 +314,9 @@ const TEMP_PREFIX: &str = ".tmp-";
 
 fn temporary(dir: &Path) -> io::Result<(PathBuf, File)> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let path = dir.join(format!("{TEMP_PREFIX}{}-{n}-{nanos}", std::process::id()));
     let file = File::options().write(true).create_new(true).open(&path)?;
@@ -317,14 +341,15 @@ fn sync_dir(_: &Path) {}
 
 /// Temporary files of writers that were killed: older than an hour, nobody writes them.
 fn remove_stale_temporaries(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     let now = SystemTime::now();
     for entry in entries.filter_map(Result::ok) {
         let stale = entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
-            && entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > Duration::from_secs(3600));
+            && entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
+                now.duration_since(t).unwrap_or_default() > Duration::from_secs(3600)
+            });
         if stale {
             let _ = fs::remove_file(entry.path());
         }
@@ -381,7 +406,10 @@ mod tests {
         assert_eq!(written.blake3, Digest::of(b"payload"));
         let found = store.lookup("demo::s", &key).unwrap();
         assert_eq!(found, written);
-        assert_eq!(&store.read_payload("demo::s", &found).unwrap()[..], b"payload");
+        assert_eq!(
+            &store.read_payload("demo::s", &found).unwrap()[..],
+            b"payload"
+        );
         assert!(store.lookup("demo::s", &Digest::of(b"other")).is_none());
         assert_eq!(store.entries("demo::s").len(), 1);
     }
@@ -406,7 +434,10 @@ mod tests {
         for i in 0..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 0x01;
-            assert!(decode_meta(&bad).is_none_or(|d| d == decode_meta(&good).unwrap()), "flip at {i}");
+            assert!(
+                decode_meta(&bad).is_none_or(|d| d == decode_meta(&good).unwrap()),
+                "flip at {i}"
+            );
         }
         assert!(decode_meta(&good[..good.len() / 2]).is_none());
     }
@@ -416,9 +447,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(dir.path());
         let key = Digest::of(b"k");
-        let LockAttempt::Held(lock) = store.try_lock("demo::s", &key) else { panic!("not held") };
+        let LockAttempt::Held(lock) = store.try_lock("demo::s", &key) else {
+            panic!("not held")
+        };
         assert!(matches!(store.try_lock("demo::s", &key), LockAttempt::Busy));
         drop(lock);
-        assert!(matches!(store.try_lock("demo::s", &key), LockAttempt::Held(_)));
+        assert!(matches!(
+            store.try_lock("demo::s", &key),
+            LockAttempt::Held(_)
+        ));
     }
 }

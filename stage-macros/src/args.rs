@@ -39,7 +39,10 @@ impl Parse for Arg {
     fn parse(input: ParseStream<'_>) -> syn::Result<Arg> {
         let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
         input.parse::<Token![=]>().map_err(|e| {
-            syn::Error::new(e.span(), format!("expected `=` after `{key}`: arguments are written `{key} = ...`"))
+            syn::Error::new(
+                e.span(),
+                format!("expected `=` after `{key}`: arguments are written `{key} = ...`"),
+            )
         })?;
         let value = if input.peek(syn::token::Bracket) {
             let content;
@@ -56,11 +59,22 @@ impl Parse for Arg {
 impl Value {
     fn from_expr(expr: Expr) -> Value {
         match expr {
-            Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => Value::Str(s),
-            Expr::Path(ExprPath { path, qself: None, .. }) => Value::Path(path),
+            Expr::Lit(syn::ExprLit {
+                lit: Lit::Str(s), ..
+            }) => Value::Str(s),
+            Expr::Path(ExprPath {
+                path, qself: None, ..
+            }) => Value::Path(path),
             Expr::Call(ExprCall { func, args, .. }) => match *func {
-                Expr::Path(ExprPath { path, qself: None, .. }) => Value::Call(path, args.into_iter().collect()),
-                func => Value::Other(Expr::Call(ExprCall { attrs: Vec::new(), func: Box::new(func), paren_token: syn::token::Paren::default(), args })),
+                Expr::Path(ExprPath {
+                    path, qself: None, ..
+                }) => Value::Call(path, args.into_iter().collect()),
+                func => Value::Other(Expr::Call(ExprCall {
+                    attrs: Vec::new(),
+                    func: Box::new(func),
+                    paren_token: syn::token::Paren::default(),
+                    args,
+                })),
             },
             other => Value::Other(other),
         }

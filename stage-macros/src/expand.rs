@@ -14,7 +14,11 @@ pub fn stage(model: &Model, hash: [u8; 32]) -> TokenStream {
     let vis = &func.vis;
     let name = &func.sig.ident;
     let out = &model.output.ty;
-    let free: Vec<_> = model.params.iter().filter(|p| matches!(p.source, Source::Free)).collect();
+    let free: Vec<_> = model
+        .params
+        .iter()
+        .filter(|p| matches!(p.source, Source::Free))
+        .collect();
     let free_idents: Vec<&Ident> = free.iter().map(|p| &p.ident).collect();
     let free_types: Vec<_> = free.iter().map(|p| &p.ty).collect();
     let wrapper_attrs = &func.attrs;
@@ -144,12 +148,20 @@ fn compute(model: &Model) -> TokenStream {
 }
 
 fn free_idents(model: &Model) -> Vec<&Ident> {
-    model.params.iter().filter(|p| matches!(p.source, Source::Free)).map(|p| &p.ident).collect()
+    model
+        .params
+        .iter()
+        .filter(|p| matches!(p.source, Source::Free))
+        .map(|p| &p.ident)
+        .collect()
 }
 
 fn info(model: &Model, hash: [u8; 32]) -> TokenStream {
     let name = model.func.sig.ident.to_string();
-    let display = model.name.as_ref().map_or_else(|| name.clone(), syn::LitStr::value);
+    let display = model
+        .name
+        .as_ref()
+        .map_or_else(|| name.clone(), syn::LitStr::value);
     let version = model.version.as_ref().map_or_else(
         || quote!(::core::option::Option::None),
         |v| quote!(::core::option::Option::Some(#v)),
@@ -199,7 +211,9 @@ fn info(model: &Model, hash: [u8; 32]) -> TokenStream {
 
 /// `&[info_of::<helper>, ...]` for `uses = [...]`, each spanned at its path.
 pub fn uses(paths: &[Path]) -> TokenStream {
-    let items = paths.iter().map(|p| quote_spanned!(p.span()=> ::stage::__private::track_info_of::<#p>));
+    let items = paths
+        .iter()
+        .map(|p| quote_spanned!(p.span()=> ::stage::__private::track_info_of::<#p>));
     quote!(&[#(#items),*])
 }
 

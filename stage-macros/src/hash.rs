@@ -82,7 +82,9 @@ mod tests {
     fn hex(attr: &str, item: &str) -> String {
         let attr = TokenStream::from_str(attr).unwrap();
         let item = TokenStream::from_str(item).unwrap();
-        blake3::Hash::from(code_hash(&attr, &item)).to_hex().to_string()
+        blake3::Hash::from(code_hash(&attr, &item))
+            .to_hex()
+            .to_string()
     }
 
     /// Pinned vectors: if one changes, every cache in the world is invalidated. Change
@@ -90,7 +92,11 @@ mod tests {
     #[test]
     fn test_vectors() {
         let vectors = [
-            ("", "fn f() {}", "7cda207e56f3ad0e756419d3ee51903c7b7f0e37eb4407efdedb08c34953b051"),
+            (
+                "",
+                "fn f() {}",
+                "7cda207e56f3ad0e756419d3ee51903c7b7f0e37eb4407efdedb08c34953b051",
+            ),
             (
                 "trips = load, cache = parquet",
                 "fn clean(trips: RecordBatch) -> RecordBatch { trips }",
@@ -111,9 +117,27 @@ mod tests {
     fn whitespace_comments_and_docs_do_not_count() {
         let base = hex("x = a", "fn f(x: u8) -> u8 { x + 1 }");
         assert_eq!(base, hex("x=a", "fn f( x : u8 )->u8{x+1}"));
-        assert_eq!(base, hex("x = a", "fn f(x: u8) -> u8 {\n    // one\n    x + /* two */ 1\n}"));
-        assert_eq!(base, hex("x = a", "/// Adds one.\n///\n/// More.\nfn f(x: u8) -> u8 { x + 1 }"));
-        assert_eq!(base, hex("x = a", "#[doc = \"Adds one.\"] fn f(x: u8) -> u8 { //! inner\n x + 1 }"));
+        assert_eq!(
+            base,
+            hex(
+                "x = a",
+                "fn f(x: u8) -> u8 {\n    // one\n    x + /* two */ 1\n}"
+            )
+        );
+        assert_eq!(
+            base,
+            hex(
+                "x = a",
+                "/// Adds one.\n///\n/// More.\nfn f(x: u8) -> u8 { x + 1 }"
+            )
+        );
+        assert_eq!(
+            base,
+            hex(
+                "x = a",
+                "#[doc = \"Adds one.\"] fn f(x: u8) -> u8 { //! inner\n x + 1 }"
+            )
+        );
     }
 
     #[test]
@@ -135,7 +159,10 @@ mod tests {
 
     #[test]
     fn string_contents_count() {
-        assert_ne!(hex("", "fn f() -> &'static str { \"a b\" }"), hex("", "fn f() -> &'static str { \"a  b\" }"));
+        assert_ne!(
+            hex("", "fn f() -> &'static str { \"a b\" }"),
+            hex("", "fn f() -> &'static str { \"a  b\" }")
+        );
     }
 
     /// Tokens built by hand, with other spans and spacing than the parser gives, hash the

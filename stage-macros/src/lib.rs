@@ -12,15 +12,21 @@ use proc_macro::TokenStream;
 
 /// Turns a function into a cached pipeline stage. See the `stage` crate for the guide.
 #[proc_macro_attribute]
-#[allow(clippy::needless_pass_by_value, reason = "mirrors the proc-macro entry point")]
-    pub fn stage(attr: TokenStream, item: TokenStream) -> TokenStream {
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "mirrors the proc-macro entry point"
+)]
+pub fn stage(attr: TokenStream, item: TokenStream) -> TokenStream {
     entry::stage(attr.into(), item.into()).into()
 }
 
 /// Marks a helper whose code is part of the key of the stages that list it in `uses`.
 #[proc_macro_attribute]
-#[allow(clippy::needless_pass_by_value, reason = "mirrors the proc-macro entry point")]
-    pub fn track(attr: TokenStream, item: TokenStream) -> TokenStream {
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "mirrors the proc-macro entry point"
+)]
+pub fn track(attr: TokenStream, item: TokenStream) -> TokenStream {
     entry::track(attr.into(), item.into()).into()
 }
 
@@ -33,20 +39,28 @@ mod entry {
     use crate::model::Errors;
     use crate::{expand, hash, model};
 
-    #[allow(clippy::needless_pass_by_value, reason = "mirrors the proc-macro entry point")]
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "mirrors the proc-macro entry point"
+    )]
     pub fn stage(attr: TokenStream, item: TokenStream) -> TokenStream {
         let hash = hash::code_hash(&attr, &item);
-        let parsed = syn::parse2::<Args>(attr).and_then(|args| Ok((args, syn::parse2::<ItemFn>(item.clone())?)));
+        let parsed = syn::parse2::<Args>(attr)
+            .and_then(|args| Ok((args, syn::parse2::<ItemFn>(item.clone())?)));
         match parsed.and_then(|(args, func)| model::stage(args, func)) {
             Ok(model) => expand::stage(&model, hash),
             Err(error) => with_error(&item, &error),
         }
     }
 
-    #[allow(clippy::needless_pass_by_value, reason = "mirrors the proc-macro entry point")]
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "mirrors the proc-macro entry point"
+    )]
     pub fn track(attr: TokenStream, item: TokenStream) -> TokenStream {
         let hash = hash::code_hash(&attr, &item);
-        let parsed = syn::parse2::<Args>(attr).and_then(|args| Ok((args, syn::parse2::<ItemFn>(item.clone())?)));
+        let parsed = syn::parse2::<Args>(attr)
+            .and_then(|args| Ok((args, syn::parse2::<ItemFn>(item.clone())?)));
         let checked = parsed.and_then(|(args, func)| {
             let mut errors = Errors::default();
             let mut uses = Vec::new();

@@ -2,7 +2,9 @@
 //! expansion can trust. Every problem is reported, each at its own tokens.
 
 use syn::spanned::Spanned;
-use syn::{Expr, FnArg, GenericArgument, Ident, ItemFn, LitStr, Pat, Path, PathArguments, ReturnType, Type};
+use syn::{
+    Expr, FnArg, GenericArgument, Ident, ItemFn, LitStr, Pat, Path, PathArguments, ReturnType, Type,
+};
 
 use crate::args::{Arg, Args, Value};
 
@@ -34,7 +36,11 @@ pub enum Source {
     /// `param = "path"`
     Raw(LitStr),
     /// `param = stage(args)`; `by_ref` when the parameter is `&T`.
-    Ancestor { path: Path, args: Vec<Expr>, by_ref: bool },
+    Ancestor {
+        path: Path,
+        args: Vec<Expr>,
+        by_ref: bool,
+    },
 }
 
 pub struct Param {
@@ -65,7 +71,10 @@ pub struct Model {
 pub struct Errors(Option<syn::Error>);
 
 impl Errors {
-    #[allow(clippy::needless_pass_by_value, reason = "takes tokens and spans alike")]
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "takes tokens and spans alike"
+    )]
     pub fn push(&mut self, span: impl Spanned, message: impl std::fmt::Display) {
         self.add(syn::Error::new(span.span(), message));
     }
@@ -103,7 +112,14 @@ pub fn stage(args: Args, func: ItemFn) -> syn::Result<Model> {
             "version" => version = parse_version(&value, &mut errors),
             "name" => name = parse_str(&key, &value, &mut errors),
             "uses" => uses = parse_uses(value, &mut errors),
-            _ => bind(&key, value, &mut params, &names, &func.sig.ident, &mut errors),
+            _ => bind(
+                &key,
+                value,
+                &mut params,
+                &names,
+                &func.sig.ident,
+                &mut errors,
+            ),
         }
     }
     let output = output(&func.sig.output, &mut errors);
@@ -115,16 +131,30 @@ pub fn stage(args: Args, func: ItemFn) -> syn::Result<Model> {
             ));
         }
     }
-    errors.finish(Model { func, cache, version, name, uses, params, output })
+    errors.finish(Model {
+        func,
+        cache,
+        version,
+        name,
+        uses,
+        params,
+        output,
+    })
 }
 
 fn check_signature(func: &ItemFn, errors: &mut Errors) {
     let sig = &func.sig;
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        errors.push(&sig.generics, "a stage cannot be generic: its output type and cache must be known at compile time");
+        errors.push(
+            &sig.generics,
+            "a stage cannot be generic: its output type and cache must be known at compile time",
+        );
     }
     if let Some(t) = &sig.asyncness {
-        errors.push(t, "`async fn` stages are not supported yet: make the function synchronous");
+        errors.push(
+            t,
+            "`async fn` stages are not supported yet: make the function synchronous",
+        );
     }
     if let Some(t) = &sig.constness {
         errors.push(t, "a stage cannot be a `const fn`");
@@ -171,7 +201,10 @@ fn parse_cache(value: &Value, errors: &mut Errors) -> Cache {
             _ => {}
         }
     }
-    errors.push(value.span(), "unknown cache format: expected one of `parquet`, `bincode`, `memory`");
+    errors.push(
+        value.span(),
+        "unknown cache format: expected one of `parquet`, `bincode`, `memory`",
+    );
     Cache::Memory
 }
 
@@ -179,11 +212,16 @@ fn parse_version(value: &Value, errors: &mut Errors) -> Option<String> {
     match value {
         Value::Str(s) => Some(s.value()),
         Value::Other(Expr::Lit(lit)) if matches!(lit.lit, syn::Lit::Int(_)) => {
-            let syn::Lit::Int(i) = &lit.lit else { return None };
+            let syn::Lit::Int(i) = &lit.lit else {
+                return None;
+            };
             Some(i.base10_digits().to_owned())
         }
         other => {
-            errors.push(other.span(), "expected a string or an integer: `version = \"2\"`");
+            errors.push(
+                other.span(),
+                "expected a string or an integer: `version = \"2\"`",
+            );
             None
         }
     }
@@ -193,7 +231,10 @@ fn parse_str(key: &Ident, value: &Value, errors: &mut Errors) -> Option<LitStr> 
     if let Value::Str(s) = value {
         return Some(s.clone());
     }
-    errors.push(value.span(), format!("expected a string: `{key} = \"...\"`"));
+    errors.push(
+        value.span(),
+        format!("expected a string: `{key} = \"...\"`"),
+    );
     None
 }
 
@@ -202,16 +243,34 @@ fn parse_uses(value: Value, errors: &mut Errors) -> Vec<Path> {
         Value::List(paths) => paths,
         Value::Path(path) => vec![path],
         other => {
-            errors.push(other.span(), "expected a list of tracked helpers: `uses = [helper, module::other]`");
+            errors.push(
+                other.span(),
+                "expected a list of tracked helpers: `uses = [helper, module::other]`",
+            );
             Vec::new()
         }
     }
 }
 
-fn bind(key: &Ident, value: Value, params: &mut [Param], names: &[String], func: &Ident, errors: &mut Errors) {
+fn bind(
+    key: &Ident,
+    value: Value,
+    params: &mut [Param],
+    names: &[String],
+    func: &Ident,
+    errors: &mut Errors,
+) {
     let Some(param) = params.iter_mut().find(|p| p.ident == *key) else {
-        let list = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
-        let params = if list.is_empty() { "none".to_owned() } else { list };
+        let list = names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let params = if list.is_empty() {
+            "none".to_owned()
+        } else {
+            list
+        };
         errors.push(key, format!(
             "`{key}` is not a parameter of `{func}`: expected one of `cache`, `version`, `uses`, `name`, or a parameter to bind (parameters: {params})"
         ));
@@ -220,7 +279,11 @@ fn bind(key: &Ident, value: Value, params: &mut [Param], names: &[String], func:
     let by_ref = matches!(param.ty, Type::Reference(_));
     param.source = match value {
         Value::Str(path) => Source::Raw(path),
-        Value::Path(path) => Source::Ancestor { path, args: Vec::new(), by_ref },
+        Value::Path(path) => Source::Ancestor {
+            path,
+            args: Vec::new(),
+            by_ref,
+        },
         Value::Call(path, args) => Source::Ancestor { path, args, by_ref },
         other => {
             errors.push(other.span(), format!(
@@ -233,17 +296,31 @@ fn bind(key: &Ident, value: Value, params: &mut [Param], names: &[String], func:
 
 fn output(ret: &ReturnType, errors: &mut Errors) -> Output {
     let ty = match ret {
-        ReturnType::Default => return Output { ty: syn::parse_quote!(()), is_result: false },
+        ReturnType::Default => {
+            return Output {
+                ty: syn::parse_quote!(()),
+                is_result: false,
+            };
+        }
         ReturnType::Type(_, ty) => ty,
     };
     if let Type::ImplTrait(_) = &**ty {
-        errors.push(ty, "a stage cannot return `impl Trait`: name the output type");
+        errors.push(
+            ty,
+            "a stage cannot return `impl Trait`: name the output type",
+        );
     }
     let Type::Path(tp) = &**ty else {
-        return Output { ty: (**ty).clone(), is_result: false };
+        return Output {
+            ty: (**ty).clone(),
+            is_result: false,
+        };
     };
     let Some(last) = tp.path.segments.last().filter(|s| s.ident == "Result") else {
-        return Output { ty: (**ty).clone(), is_result: false };
+        return Output {
+            ty: (**ty).clone(),
+            is_result: false,
+        };
     };
     let ok = match &last.arguments {
         PathArguments::AngleBracketed(a) => a.args.iter().find_map(|arg| match arg {
@@ -253,9 +330,15 @@ fn output(ret: &ReturnType, errors: &mut Errors) -> Output {
         _ => None,
     };
     if let Some(ty) = ok {
-        Output { ty, is_result: true }
+        Output {
+            ty,
+            is_result: true,
+        }
     } else {
         errors.push(ty, "cannot tell the output type: write the result type with its `Ok` type, e.g. `Result<T, E>` or `io::Result<T>`");
-        Output { ty: syn::parse_quote!(()), is_result: true }
+        Output {
+            ty: syn::parse_quote!(()),
+            is_result: true,
+        }
     }
 }
