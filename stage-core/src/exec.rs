@@ -514,7 +514,7 @@ pub(crate) fn classify(store: &LocalStore, node: &Node) -> Result<Entry, Reason>
     if let Some(entry) = store.lookup(&node.path, &node.key) {
         return Ok(entry);
     }
-    Err(match store.entries(&node.path).first() {
+    Err(match store.latest(&node.path).as_ref() {
         None => Reason::NeverRun,
         Some(latest) if latest.key == node.key => Reason::Damaged,
         Some(latest) => node

@@ -132,6 +132,31 @@ impl LocalStore {
         Ok(Bytes::from(buf))
     }
 
+    /// The stage's most recently written intact entry: the one a miss is compared with to
+    /// say why it recomputes. Reads one pointer and one metadata file; scans the folder
+    /// only when the pointer is missing or stale.
+    #[must_use]
+    pub fn latest(&self, stage: &str) -> Option<Entry> {
+        let pointer = fs::read_to_string(self.stage_dir(stage).join(LATEST)).ok();
+        pointer
+            .and_then(|hex| hex.trim().parse::<Digest>().ok())
+            .and_then(|key| self.lookup(stage, &key))
+            .or_else(|| self.entries(stage).into_iter().next())
+    }
+
+    /// Points the stage's `latest` file at `key` (best effort: it is only a shortcut).
+    fn set_latest(&self, dir: &Path, key: &Digest) {
+        let Ok((tmp, mut file)) = temporary(dir) else {
+            return;
+        };
+        let written = file
+            .write_all(key.to_hex().as_bytes())
+            .and_then(|()| publish(&tmp, &dir.join(LATEST)));
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+    }
+
     /// Every intact entry of a stage, newest first.
     #[must_use]
     pub fn entries(&self, stage: &str) -> Vec<Entry> {
@@ -189,6 +214,7 @@ impl LocalStore {
             return Err(e.into());
         }
         sync_dir(&dir);
+        self.set_latest(&dir, &entry.key);
         Ok(entry)
     }
 
@@ -240,6 +266,9 @@ impl LocalStore {
 pub fn payload_name(key: &Digest, extension: &str) -> String {
     format!("{}.{extension}", key.to_hex())
 }
+
+/// The file in a stage's folder that names its latest entry.
+const LATEST: &str = "latest";
 
 fn meta_name(key: &Digest) -> String {
     format!("{}.json", key.to_hex())
@@ -412,6 +441,7 @@ mod tests {
         );
         assert!(store.lookup("demo::s", &Digest::of(b"other")).is_none());
         assert_eq!(store.entries("demo::s").len(), 1);
+        assert_eq!(store.latest("demo::s").map(|e| e.key), Some(key));
     }
 
     #[test]
