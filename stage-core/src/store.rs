@@ -145,7 +145,7 @@ impl LocalStore {
     }
 
     /// Points the stage's `latest` file at `key` (best effort: it is only a shortcut).
-    fn set_latest(&self, dir: &Path, key: &Digest) {
+    fn set_latest(dir: &Path, key: &Digest) {
         let Ok((tmp, mut file)) = temporary(dir) else {
             return;
         };
@@ -214,7 +214,7 @@ impl LocalStore {
             return Err(e.into());
         }
         sync_dir(&dir);
-        self.set_latest(&dir, &entry.key);
+        Self::set_latest(&dir, &entry.key);
         Ok(entry)
     }
 
