@@ -180,7 +180,7 @@ impl Exec<'_> {
         let mut left = 0;
         for &a in &self.nodes[i].ancestors {
             stacker::maybe_grow(crate::run::STACK_RED_ZONE, crate::run::STACK_GROWTH, || {
-                self.decide(st, a)
+                self.decide(st, a);
             });
             st.consumers[a] += 1;
             if st.status[a] != Status::Done {
@@ -524,32 +524,25 @@ pub(crate) fn classify(store: &LocalStore, node: &Node) -> Result<Entry, Reason>
     })
 }
 
-/// Checks the payload's blake3 while decoding it (on another thread for large payloads);
-/// a value is returned only when both succeed.
+/// Checks the payload's blake3, then decodes it: a value is returned only when both
+/// succeed. Only verified bytes reach the decoder: a damaged length field in an unverified
+/// payload can make a decoder allocate exabytes, which aborts the process (no unwinding,
+/// so `catch_unwind` cannot turn it into a recompute). Large payloads are hashed on
+/// several threads.
 fn verify_and_decode(
     bytes: Bytes,
     expected: Digest,
     decode: impl FnOnce(Bytes) -> Result<Value, BoxError> + Send,
 ) -> Result<Value, BoxError> {
-    let matches = |b: &[u8]| Digest::from(blake3::hash(b)) == expected;
-    let mismatch = || -> BoxError { "payload checksum differs from its metadata".into() };
-    if bytes.len() < 1 << 20 {
-        if !matches(&bytes) {
-            return Err(mismatch());
-        }
-        return catch_unwind(AssertUnwindSafe(|| decode(bytes))).unwrap_or_else(|p| {
-            Err(format!("decoder panicked: {}", panic_message(p.as_ref())).into())
-        });
+    let actual = if bytes.len() < 1 << 20 {
+        blake3::hash(&bytes)
+    } else {
+        blake3::Hasher::new().update_rayon(&bytes).finalize()
+    };
+    if Digest::from(actual) != expected {
+        return Err("payload checksum differs from its metadata".into());
     }
-    let (verified, decoded) = std::thread::scope(|s| {
-        let check = s.spawn(|| matches(&bytes));
-        let decoded = catch_unwind(AssertUnwindSafe(|| decode(bytes.clone())));
-        (check.join().unwrap_or(false), decoded)
-    });
-    if !verified {
-        return Err(mismatch());
-    }
-    decoded
+    catch_unwind(AssertUnwindSafe(|| decode(bytes)))
         .unwrap_or_else(|p| Err(format!("decoder panicked: {}", panic_message(p.as_ref())).into()))
 }
 
