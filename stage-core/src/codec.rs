@@ -99,6 +99,15 @@ impl<T: ParquetData> Codec<T> for Parquet {
     }
 
     fn decode(bytes: Bytes) -> Result<T, BoxError> {
+        // The parquet reader asserts on some malformed files instead of returning an error.
+        std::panic::catch_unwind(|| decode_parquet(bytes))
+            .unwrap_or_else(|_| Err("malformed parquet file (the reader panicked)".into()))
+            .map(T::from_batch)
+    }
+}
+
+fn decode_parquet(bytes: Bytes) -> Result<RecordBatch, BoxError> {
+    {
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
         let rows = usize::try_from(builder.metadata().file_metadata().num_rows())?;
         let schema = Arc::clone(builder.schema());
@@ -109,7 +118,7 @@ impl<T: ParquetData> Codec<T> for Parquet {
             1 => batches.remove(0),
             _ => arrow::compute::concat_batches(&schema, &batches)?,
         };
-        Ok(T::from_batch(batch))
+        Ok(batch)
     }
 }
 
@@ -137,12 +146,40 @@ impl<T: BincodeData> Codec<T> for Bincode {
     }
 
     fn decode(bytes: Bytes) -> Result<T, BoxError> {
-        let (value, read) = bincode::serde::decode_from_slice(&bytes, bincode::config::standard())?;
+        let (value, read) = decode_limited::<T>(&bytes)?;
         if read != bytes.len() {
             return Err(format!("{} bytes left over after the value", bytes.len() - read).into());
         }
         Ok(value)
     }
+}
+
+/// Decodes with a limit no smaller than the payload: a damaged length can then never ask
+/// for more memory than the payload could hold (an allocation that size would abort the
+/// process), while every valid payload, whose strings fit in it, decodes.
+fn decode_limited<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    use bincode::config::standard;
+    use bincode::serde::decode_from_slice;
+    macro_rules! tiers {
+        ($($limit:expr),*) => {
+            $(if bytes.len() <= $limit {
+                return decode_from_slice(bytes, standard().with_limit::<{ $limit }>());
+            })*
+        };
+    }
+    tiers!(
+        1 << 12,
+        1 << 16,
+        1 << 20,
+        1 << 24,
+        1 << 28,
+        1 << 32,
+        1 << 36,
+        1 << 40
+    );
+    decode_from_slice(bytes, standard().with_limit::<{ 1 << 48 }>())
 }
 
 /// The serde shape of `T` (field names, types and order, variants), traced once per type.

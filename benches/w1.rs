@@ -1,0 +1,106 @@
+//! W1 (2,000,000 CSV rows → parquet → filtered parquet → summary) through `#[stage]`,
+//! beside the same pipeline written by hand with arrow and parquet; and a diamond whose
+//! two independent branches run on one thread or two.
+//!
+//! `cargo bench --bench w1`. The CSV is generated once into `target/w1/`.
+
+#[path = "support/w1.rs"]
+mod w1;
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use stage::stage;
+
+fn csv() -> PathBuf {
+    w1::generate(Path::new("target/w1/w1.csv"), w1::ROWS).expect("generate W1")
+}
+
+fn warm(c: &mut Criterion) {
+    let csv = csv();
+    let (stage_dir, hand_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let expected = w1::by_hand(&csv, hand_dir.path()).unwrap();
+    assert_eq!(w1::through_stage(&csv, stage_dir.path()).unwrap(), expected);
+    let mut group = c.benchmark_group("w1-warm");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(8));
+    group.bench_function("by-hand", |b| {
+        b.iter(|| black_box(w1::by_hand(&csv, hand_dir.path()).unwrap()))
+    });
+    group.bench_function("stage", |b| {
+        b.iter(|| black_box(w1::through_stage(&csv, stage_dir.path()).unwrap()))
+    });
+    group.finish();
+}
+
+fn cold(c: &mut Criterion) {
+    let csv = csv();
+    let mut group = c.benchmark_group("w1-cold");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    let fresh = || tempfile::tempdir().unwrap();
+    group.bench_function("by-hand", |b| {
+        b.iter_batched(
+            fresh,
+            |dir| black_box(w1::by_hand(&csv, dir.path()).unwrap()),
+            BatchSize::PerIteration,
+        );
+    });
+    group.bench_function("stage", |b| {
+        b.iter_batched(
+            fresh,
+            |dir| black_box(w1::through_stage(&csv, dir.path()).unwrap()),
+            BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+}
+
+/// About half a second of arithmetic on one core.
+fn busy(seed: u64) -> u64 {
+    (0..150_000_000u64).fold(seed, |acc, i| {
+        acc.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i) ^ (acc >> 29)
+    })
+}
+
+#[stage]
+fn source() -> u64 {
+    1
+}
+
+#[stage(s = source)]
+fn branch_a(s: u64) -> u64 {
+    busy(s ^ 2)
+}
+
+#[stage(s = source)]
+fn branch_b(s: u64) -> u64 {
+    busy(s ^ 3)
+}
+
+#[stage(a = branch_a, b = branch_b)]
+fn join(a: u64, b: u64) -> u64 {
+    a ^ b
+}
+
+fn diamond(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut group = c.benchmark_group("diamond");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(30));
+    for jobs in [1, 2] {
+        let config = stage::Config::from_env().dir(dir.path()).jobs(jobs);
+        group.bench_function(format!("jobs-{jobs}"), |b| {
+            b.iter(|| black_box(config.scope(join).unwrap()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, warm, cold, diamond);
+criterion_main!(benches);
