@@ -102,5 +102,6 @@ pub mod __private {
     pub use stage_core::{
         AncestorInfo, Bincode, BoxError, Digest, Inputs, Memory, Params, Parquet, Plan, RawArg,
         RawInfo, Registered, Stage, StageInfo, TrackInfo, body_result, call, info_of, inventory,
+        output_is,
     };
 }

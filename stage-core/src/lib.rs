@@ -29,7 +29,10 @@ pub use ingredients::{Ancestor, FORMAT, Ingredients, Input, Named, Param as Para
 pub use raw::StatIndex;
 pub use run::{call, key};
 pub use runlog::{RUNS_DIR, RunRecord, UsedKey};
-pub use stage::{ByValue, File, Inputs, Param, Params, Plan, RawArg, Stage, body_result, info_of};
+pub use stage::{
+    ByValue, File, Inputs, OutputIs, Param, Params, Plan, RawArg, Stage, body_result, info_of,
+    output_is,
+};
 pub use store::{Entry, KeyLock, LocalStore, LockAttempt, PayloadWriter, decode_meta, encode_meta};
 
 /// A stage compiled into this program, registered by `#[stage]`.

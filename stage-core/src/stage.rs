@@ -242,6 +242,19 @@ pub trait ByValue: Clone + 'static {}
 
 impl<T: Clone + 'static> ByValue for T {}
 
+/// A parameter taken by value has exactly its ancestor's output type.
+#[diagnostic::on_unimplemented(
+    message = "this parameter is declared `{Self}`, but its ancestor outputs `{Output}`",
+    label = "declare it as `{Output}`, or `&{Output}` to share it without a clone"
+)]
+pub trait OutputIs<Output> {}
+
+impl<T> OutputIs<T> for T {}
+
+/// Compiles only when `P` is `O`: checks a by-value ancestor parameter against the
+/// ancestor's output, with a message that names both.
+pub const fn output_is<P: OutputIs<O>, O>() {}
+
 /// A raw input as the body's parameter type: `&Path` or `PathBuf`.
 #[diagnostic::on_unimplemented(
     message = "a raw input cannot be passed as `{Self}`",

@@ -123,7 +123,10 @@ fn compute(model: &Model) -> TokenStream {
                 Some(if *by_ref {
                     quote_spanned!(ty.span()=> let #ident: #ty = __stage_inputs.get::<#output>(#i)?;)
                 } else {
-                    quote_spanned!(ty.span()=> let #ident: #ty = __stage_inputs.take::<#output>(#i)?;)
+                    quote_spanned!(ty.span()=>
+                        ::stage::__private::output_is::<#ty, #output>();
+                        let #ident: #ty = __stage_inputs.take::<#ty>(#i)?;
+                    )
                 })
             }
         }

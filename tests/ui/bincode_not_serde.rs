@@ -1,0 +1,12 @@
+use stage::stage;
+
+struct Summary {
+    rows: usize,
+}
+
+#[stage(cache = bincode)]
+fn summary() -> Summary {
+    Summary { rows: 1 }
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use stage::stage;
+
+#[stage]
+fn greet(who: &str) -> String {
+    format!("hello {who}")
+}
+
+fn main() {}
