@@ -45,7 +45,11 @@ impl RunRecord {
         let dir = root.join(RUNS_DIR);
         fs::create_dir_all(&dir)?;
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{:016}-{}-{n}.json", self.time_ms, std::process::id());
+        let name = format!(
+            "{:016}-{:010}-{n:08}.json",
+            self.time_ms,
+            std::process::id()
+        );
         let tmp = dir.join(format!(".tmp-{name}"));
         fs::write(&tmp, serde_json::to_vec(self).map_err(io::Error::other)?)?;
         fs::rename(&tmp, dir.join(name))?;

@@ -1,0 +1,174 @@
+//! The commands that may remove files: `verify --remove` and `gc`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use stage_core::Digest;
+
+use crate::cache::{Cache, Found, now_ms};
+use crate::units::size;
+
+/// A temporary file older than this belongs to a writer that is gone.
+const STALE_MS: u64 = 3_600_000;
+
+pub fn verify(root: &Path, remove: bool) -> Result<ExitCode, String> {
+    let cache = Cache::scan(root)?;
+    let mut bad: Vec<(PathBuf, String)> = Vec::new();
+    for f in &cache.entries {
+        if let Some(why) = check(f) {
+            println!(
+                "bad  {}  {}: {why}",
+                f.entry.key.short(),
+                f.payload_path.display()
+            );
+            bad.push((f.meta_path.clone(), why));
+            bad.push((f.payload_path.clone(), String::new()));
+        }
+    }
+    for path in &cache.damaged {
+        println!("bad  {}: metadata is damaged", path.display());
+        bad.push((path.clone(), String::new()));
+    }
+    for path in &cache.orphans {
+        println!("orphan  {}: no metadata refers to it", path.display());
+        bad.push((path.clone(), String::new()));
+    }
+    for (path, age) in cache.temporaries.iter().filter(|(_, age)| *age > STALE_MS) {
+        println!(
+            "stale  {}: temporary file {}s old",
+            path.display(),
+            age / 1000
+        );
+        bad.push((path.clone(), String::new()));
+    }
+    let checked = cache.entries.len() + cache.damaged.len();
+    let problems = bad.iter().filter(|(_, why)| !why.is_empty()).count() + cache.damaged.len();
+    println!(
+        "{checked} entries checked, {problems} damaged, {} orphan payloads",
+        cache.orphans.len()
+    );
+    if remove {
+        for (path, _) in &bad {
+            let _ = fs::remove_file(path);
+        }
+        println!("removed {} files", bad.len());
+    }
+    Ok(if bad.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Why an entry's payload does not match its metadata, if it does not.
+fn check(f: &Found) -> Option<String> {
+    let bytes = match fs::read(&f.payload_path) {
+        Ok(bytes) => bytes,
+        Err(e) => return Some(format!("payload unreadable ({e})")),
+    };
+    if bytes.len() as u64 != f.entry.bytes {
+        return Some(format!(
+            "payload is {} bytes, metadata says {}",
+            bytes.len(),
+            f.entry.bytes
+        ));
+    }
+    let actual = Digest::from(blake3::Hasher::new().update_rayon(&bytes).finalize());
+    (actual != f.entry.blake3).then(|| "payload checksum differs".to_owned())
+}
+
+pub struct GcOptions {
+    pub keep_last: usize,
+    pub older_than: Option<Duration>,
+    pub max_size: Option<u64>,
+    pub dry_run: bool,
+}
+
+pub fn gc(root: &Path, options: &GcOptions) -> Result<ExitCode, String> {
+    let cache = Cache::scan(root)?;
+    let (keep, old_runs) = kept_by_runs(&cache, options.keep_last.max(1));
+    let mut remove: Vec<&Found> = Vec::new();
+    let mut survivors: Vec<&Found> = Vec::new();
+    for f in &cache.entries {
+        let too_old = options.older_than.is_some_and(|d| {
+            now_ms().saturating_sub(f.last_touch())
+                > u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+        });
+        let unused = !cache.runs.is_empty() && !keep.contains(&f.entry.key);
+        if unused || too_old {
+            remove.push(f);
+        } else {
+            survivors.push(f);
+        }
+    }
+    if let Some(max) = options.max_size {
+        survivors.sort_by_key(|f| std::cmp::Reverse(f.last_touch()));
+        let mut total = 0;
+        for f in survivors {
+            total += f.entry.bytes;
+            if total > max {
+                remove.push(f);
+            }
+        }
+    }
+    if cache.runs.is_empty() && options.older_than.is_none() && options.max_size.is_none() {
+        println!(
+            "no run records in {}: every entry is kept (use --older-than or --max-size)",
+            root.display()
+        );
+    }
+    let freed: u64 = remove.iter().map(|f| f.entry.bytes).sum();
+    let verb = if options.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for f in &remove {
+        println!(
+            "{verb}  {}  {}  {}",
+            f.stage,
+            f.entry.key.short(),
+            size(f.entry.bytes)
+        );
+        if !options.dry_run {
+            for path in [&f.meta_path, &f.payload_path, &f.lock_path()] {
+                let _ = fs::remove_file(path);
+            }
+        }
+    }
+    if !options.dry_run {
+        for path in old_runs {
+            let _ = fs::remove_file(path);
+        }
+    }
+    let kept = cache.entries.len() - remove.len();
+    println!(
+        "{kept} entries kept, {} {verb}, {} freed",
+        remove.len(),
+        size(freed)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The keys the latest `n` runs of each called stage used, and the older run records.
+fn kept_by_runs(cache: &Cache, n: usize) -> (HashSet<Digest>, Vec<PathBuf>) {
+    let mut by_root: BTreeMap<&str, Vec<&(PathBuf, stage_core::RunRecord)>> = BTreeMap::new();
+    for run in &cache.runs {
+        by_root.entry(&run.1.root).or_default().push(run);
+    }
+    let mut keep = HashSet::new();
+    let mut old = Vec::new();
+    for runs in by_root.values() {
+        let cut = runs.len().saturating_sub(n);
+        old.extend(runs[..cut].iter().map(|(p, _)| p.clone()));
+        keep.extend(
+            runs[cut..]
+                .iter()
+                .flat_map(|(_, r)| r.used.iter().map(|u| u.key)),
+        );
+    }
+    (keep, old)
+}
