@@ -25,6 +25,7 @@ def command(tool, cache):
     if tool in ("stage", "hand"):
         return [str(W1), tool, str(CSV), str(cache)], {}
     if tool == "lwdp":
+        (cache / ".lwdp_cache").mkdir(exist_ok=True)  # LWDP creates only the leaf folder
         return [sys.executable, str(HERE / "w1_lwdp.py"), str(CSV)], {"HOME": str(cache)}
     return [sys.executable, str(HERE / "w1_joblib.py"), str(CSV), str(cache)], {}
 

@@ -7,7 +7,7 @@ import logging
 import sys
 
 import pandas as pd
-from lwdp import stage
+from lwdp.stage import stage  # 0.0.5 exports nothing from the package itself
 
 logging.disable(logging.CRITICAL)
 CSV = sys.argv[1]
