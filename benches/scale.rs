@@ -6,6 +6,11 @@
 //!
 //! `cargo bench --bench scale`
 
+#![allow(
+    clippy::semicolon_if_nothing_returned,
+    reason = "rustfmt makes long benchmark closures blocks"
+)]
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -148,40 +153,22 @@ fn scale(c: &mut Criterion) {
         chain_sum
     );
 
+    let chain_keys = || config.scope(|| stage::inspect::key::<Link>((N - 1,)));
+    let chain_call = || config.scope(|| stage::__private::call::<Link>((N - 1,)));
+    let fan_keys = || config.scope(|| stage::inspect::key::<Fan>((N,)));
+    let fan_call = || config.scope(|| stage::__private::call::<Fan>((N,)));
     let mut group = c.benchmark_group("10k-cached-stages");
     group
         .sample_size(20)
         .measurement_time(Duration::from_secs(10));
     group.bench_function("chain-keys", |b| {
-        b.iter(|| {
-            black_box(
-                config
-                    .scope(|| stage::inspect::key::<Link>((N - 1,)))
-                    .unwrap(),
-            )
-        })
+        b.iter(|| black_box(chain_keys().unwrap()))
     });
     group.bench_function("chain-call", |b| {
-        b.iter(|| {
-            black_box(
-                config
-                    .scope(|| stage::__private::call::<Link>((N - 1,)))
-                    .unwrap(),
-            )
-        })
+        b.iter(|| black_box(chain_call().unwrap()))
     });
-    group.bench_function("fan-in-keys", |b| {
-        b.iter(|| black_box(config.scope(|| stage::inspect::key::<Fan>((N,))).unwrap()))
-    });
-    group.bench_function("fan-in-call", |b| {
-        b.iter(|| {
-            black_box(
-                config
-                    .scope(|| stage::__private::call::<Fan>((N,)))
-                    .unwrap(),
-            )
-        })
-    });
+    group.bench_function("fan-in-keys", |b| b.iter(|| black_box(fan_keys().unwrap())));
+    group.bench_function("fan-in-call", |b| b.iter(|| black_box(fan_call().unwrap())));
     group.finish();
 }
 

@@ -4,6 +4,11 @@
 //!
 //! `cargo bench --bench w1`. The CSV is generated once into `target/w1/`.
 
+#![allow(
+    clippy::semicolon_if_nothing_returned,
+    reason = "rustfmt makes long benchmark closures blocks"
+)]
+
 #[path = "support/w1.rs"]
 mod w1;
 
