@@ -128,7 +128,9 @@ impl<S: Stage> Erased for Typed<S> {
     }
 
     fn decode(&self, bytes: bytes::Bytes) -> Result<Value, BoxError> {
-        Ok(Arc::new(<S::Codec as Codec<S::Output>>::decode(bytes)?))
+        Ok(Arc::new(<S::Codec as Codec<S::Output>>::decode_verified(
+            bytes,
+        )?))
     }
 }
 

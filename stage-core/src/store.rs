@@ -188,11 +188,7 @@ impl LocalStore {
         fs::create_dir_all(&dir)?;
         remove_stale_temporaries(&dir);
         let (tmp, file) = temporary(&dir)?;
-        let writer = PayloadWriter {
-            inner: BufWriter::with_capacity(1 << 20, file),
-            hasher: blake3::Hasher::new(),
-            bytes: 0,
-        };
+        let writer = PayloadWriter::new(file);
         let written = match encode(writer).and_then(|w| w.finish().map_err(Into::into)) {
             Ok(written) => written,
             Err(e) => {
@@ -306,36 +302,66 @@ pub enum LockAttempt {
     Unavailable,
 }
 
-/// Where a codec writes a payload: buffered, counted and hashed as it goes.
+/// Where a codec writes a payload: buffered, then counted and hashed a buffer at a time
+/// on its way to the file (a codec's many small writes never reach the hasher one by one).
 #[derive(Debug)]
 pub struct PayloadWriter {
-    inner: BufWriter<File>,
+    inner: BufWriter<HashingFile>,
+}
+
+#[derive(Debug)]
+struct HashingFile {
+    file: File,
     hasher: blake3::Hasher,
     bytes: u64,
 }
 
 impl PayloadWriter {
-    fn finish(mut self) -> io::Result<(u64, Digest)> {
-        self.inner.flush()?;
-        let file = self
+    fn new(file: File) -> PayloadWriter {
+        let file = HashingFile {
+            file,
+            hasher: blake3::Hasher::new(),
+            bytes: 0,
+        };
+        PayloadWriter {
+            inner: BufWriter::with_capacity(1 << 20, file),
+        }
+    }
+
+    fn finish(self) -> io::Result<(u64, Digest)> {
+        let done = self
             .inner
             .into_inner()
             .map_err(io::IntoInnerError::into_error)?;
-        file.sync_all()?;
-        Ok((self.bytes, Digest::from(self.hasher.finalize())))
+        done.file.sync_all()?;
+        Ok((done.bytes, Digest::from(done.hasher.finalize())))
     }
 }
 
 impl Write for PayloadWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
+        self.inner.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl Write for HashingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        self.file.flush()
     }
 }
 
