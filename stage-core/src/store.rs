@@ -338,15 +338,19 @@ impl PayloadWriter {
     }
 }
 
+// Codecs write a field at a time from the user's crate: these must inline there.
 impl Write for PayloadWriter {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.inner.write(buf)
     }
 
+    #[inline]
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.inner.write_all(buf)
     }
 
+    #[inline]
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
