@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::config::{Event, Outcome, Scope, with_scope};
 use crate::ingredients::Reason;
-use crate::run::{Node, store_of};
+use crate::run::{Erased, Node, store_of};
 use crate::stage::{Inputs, Value};
 use crate::store::{Entry, KeyLock, LocalStore, LockAttempt, now_ms, payload_name};
 use crate::{BoxError, Digest, Error};
@@ -311,7 +311,7 @@ impl Exec<'_> {
     fn read(&self, node: &Node, entry: &Entry) -> Result<Value, BoxError> {
         tracing::Span::current().record("bytes", entry.bytes);
         let bytes = self.store.read_payload(&node.path, entry)?;
-        verify_and_decode(bytes, entry.blake3, |b| node.erased.decode(b))
+        verify_and_decode(bytes, entry.blake3, &*node.erased)
     }
 
     fn compute(&self, i: usize) {
@@ -524,26 +524,49 @@ pub(crate) fn classify(store: &LocalStore, node: &Node) -> Result<Entry, Reason>
     })
 }
 
-/// Checks the payload's blake3, then decodes it: a value is returned only when both
-/// succeed. Only verified bytes reach the decoder: a damaged length field in an unverified
-/// payload can make a decoder allocate exabytes, which aborts the process (no unwinding,
-/// so `catch_unwind` cannot turn it into a recompute). Large payloads are hashed on
-/// several threads.
+/// Checks the payload's blake3 and decodes it: a value is returned only when both succeed.
+///
+/// Unverified bytes reach a decoder only when its allocations are bounded by their size
+/// ([`Codec::DECODE_IS_BOUNDED`](crate::Codec::DECODE_IS_BOUNDED)): then a large payload
+/// is decoded while another thread hashes it. Otherwise the payload is verified first: a
+/// damaged length field could make a decoder allocate exabytes, which aborts the process
+/// (no unwinding, so `catch_unwind` cannot turn it into a recompute).
 fn verify_and_decode(
     bytes: Bytes,
     expected: Digest,
-    decode: impl FnOnce(Bytes) -> Result<Value, BoxError> + Send,
+    codec: &dyn Erased,
 ) -> Result<Value, BoxError> {
-    let actual = if bytes.len() < 1 << 20 {
-        blake3::hash(&bytes)
+    let large = bytes.len() >= 1 << 20;
+    let (verified, early) = if large {
+        std::thread::scope(|s| {
+            let hashing = s.spawn(|| Digest::from(blake3::hash(&bytes)) == expected);
+            let early = guarded(|| codec.decode_unverified(bytes.clone()));
+            (hashing.join().unwrap_or(false), early)
+        })
     } else {
-        blake3::Hasher::new().update_rayon(&bytes).finalize()
+        (Digest::from(blake3::hash(&bytes)) == expected, None)
     };
-    if Digest::from(actual) != expected {
+    if !verified {
         return Err("payload checksum differs from its metadata".into());
     }
-    catch_unwind(AssertUnwindSafe(|| decode(bytes)))
-        .unwrap_or_else(|p| Err(format!("decoder panicked: {}", panic_message(p.as_ref())).into()))
+    match early {
+        Some(Ok(value)) => Ok(value),
+        // Not decoded yet, or the bounded decoder refused what the full one accepts.
+        _ => guarded(|| Some(codec.decode(bytes))).unwrap_or_else(|| Err("no decoder".into())),
+    }
+}
+
+/// Runs a decoder, turning a panic into an error.
+fn guarded(
+    decode: impl FnOnce() -> Option<Result<Value, BoxError>>,
+) -> Option<Result<Value, BoxError>> {
+    catch_unwind(AssertUnwindSafe(decode)).unwrap_or_else(|p| {
+        Some(Err(format!(
+            "decoder panicked: {}",
+            panic_message(p.as_ref())
+        )
+        .into()))
+    })
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
