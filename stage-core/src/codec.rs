@@ -31,10 +31,6 @@ pub trait Codec<T>: 'static {
     const EXTENSION: &'static str;
     /// `false` for values kept in memory only.
     const PERSISTENT: bool = true;
-    /// `true` when [`Codec::decode`] of any bytes allocates at most a bounded multiple of
-    /// their size (it cannot abort the process), so a hit may decode while the payload's
-    /// checksum is still being computed, and keep the value only if it matches.
-    const DECODE_IS_BOUNDED: bool = false;
 
     /// Writes `value` to `out`, streaming where the format allows, and gives `out` back.
     ///
@@ -247,7 +243,6 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> BincodeData for T 
 impl<T: BincodeData> Codec<T> for Bincode {
     const ID: &'static str = "bincode/2";
     const EXTENSION: &'static str = "bin";
-    const DECODE_IS_BOUNDED: bool = true;
 
     fn encode<W: Write + Send>(value: &T, mut out: W) -> Result<W, BoxError> {
         bincode::serde::encode_into_std_write(value, &mut out, bincode::config::standard())?;

@@ -524,49 +524,26 @@ pub(crate) fn classify(store: &LocalStore, node: &Node) -> Result<Entry, Reason>
     })
 }
 
-/// Checks the payload's blake3 and decodes it: a value is returned only when both succeed.
-///
-/// Unverified bytes reach a decoder only when its allocations are bounded by their size
-/// ([`Codec::DECODE_IS_BOUNDED`](crate::Codec::DECODE_IS_BOUNDED)): then a large payload
-/// is decoded while another thread hashes it. Otherwise the payload is verified first: a
-/// damaged length field could make a decoder allocate exabytes, which aborts the process
-/// (no unwinding, so `catch_unwind` cannot turn it into a recompute).
+/// Checks the payload's blake3, then decodes it: a value is returned only when both
+/// succeed. Only verified bytes reach the decoder: a damaged length field in an unverified
+/// payload can make a decoder allocate exabytes, which aborts the process (no unwinding,
+/// so `catch_unwind` cannot turn it into a recompute). Large payloads are hashed on
+/// several threads.
 fn verify_and_decode(
     bytes: Bytes,
     expected: Digest,
     codec: &dyn Erased,
 ) -> Result<Value, BoxError> {
-    let large = bytes.len() >= 1 << 20;
-    let (verified, early) = if large {
-        std::thread::scope(|s| {
-            let hashing = s.spawn(|| Digest::from(blake3::hash(&bytes)) == expected);
-            let early = guarded(|| codec.decode_unverified(bytes.clone()));
-            (hashing.join().unwrap_or(false), early)
-        })
+    let actual = if bytes.len() < 1 << 20 {
+        blake3::hash(&bytes)
     } else {
-        (Digest::from(blake3::hash(&bytes)) == expected, None)
+        blake3::Hasher::new().update_rayon(&bytes).finalize()
     };
-    if !verified {
+    if Digest::from(actual) != expected {
         return Err("payload checksum differs from its metadata".into());
     }
-    match early {
-        Some(Ok(value)) => Ok(value),
-        // Not decoded yet, or the bounded decoder refused what the full one accepts.
-        _ => guarded(|| Some(codec.decode(bytes))).unwrap_or_else(|| Err("no decoder".into())),
-    }
-}
-
-/// Runs a decoder, turning a panic into an error.
-fn guarded(
-    decode: impl FnOnce() -> Option<Result<Value, BoxError>>,
-) -> Option<Result<Value, BoxError>> {
-    catch_unwind(AssertUnwindSafe(decode)).unwrap_or_else(|p| {
-        Some(Err(format!(
-            "decoder panicked: {}",
-            panic_message(p.as_ref())
-        )
-        .into()))
-    })
+    catch_unwind(AssertUnwindSafe(|| codec.decode(bytes)))
+        .unwrap_or_else(|p| Err(format!("decoder panicked: {}", panic_message(p.as_ref())).into()))
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -100,8 +100,6 @@ pub(crate) trait Erased: Send + Sync {
     ) -> Result<crate::store::PayloadWriter, BoxError>;
     /// Decodes a payload whose checksum matched.
     fn decode(&self, bytes: bytes::Bytes) -> Result<Value, BoxError>;
-    /// Decodes bytes not yet verified, when the codec can do so safely.
-    fn decode_unverified(&self, bytes: bytes::Bytes) -> Option<Result<Value, BoxError>>;
 }
 
 struct Typed<S: Stage> {
@@ -134,11 +132,6 @@ impl<S: Stage> Erased for Typed<S> {
         Ok(Arc::new(<S::Codec as Codec<S::Output>>::decode_verified(
             bytes,
         )?))
-    }
-
-    fn decode_unverified(&self, bytes: bytes::Bytes) -> Option<Result<Value, BoxError>> {
-        <S::Codec as Codec<S::Output>>::DECODE_IS_BOUNDED
-            .then(|| <S::Codec as Codec<S::Output>>::decode(bytes).map(|v| Arc::new(v) as Value))
     }
 }
 
