@@ -134,7 +134,7 @@ fn read_parquet(path: &Path) -> RecordBatch {
         .unwrap()
 }
 
-fn write_bincode(rows: &Vec<Row>, path: &Path) {
+fn write_bincode(rows: &[Row], path: &Path) {
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
     bincode::serde::encode_into_std_write(rows, &mut out, bincode::config::standard()).unwrap();
     out.flush().unwrap();
@@ -152,80 +152,70 @@ fn in_cache<R>(dir: &Path, f: impl FnOnce() -> R) -> R {
     stage::Config::from_env().dir(dir).scope(f)
 }
 
-fn parquet(c: &mut Criterion) {
+/// The hit and miss groups of one format: `stage` calls the cached stage, `read` and
+/// `write` do the same work directly on a file.
+fn hit_and_miss<T: PartialEq + std::fmt::Debug>(
+    c: &mut Criterion,
+    format: &str,
+    stage: impl Fn() -> Result<T, stage::Error>,
+    compute: impl Fn() -> T,
+    read: impl Fn(&Path) -> T,
+    write: impl Fn(&T, &Path),
+) {
     let (cache, direct) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let file = direct.path().join("table.parquet");
-    write_parquet(&make_batch(N), &file);
-    assert_eq!(
-        in_cache(cache.path(), || table(N)).unwrap(),
-        read_parquet(&file)
-    );
+    let file = direct.path().join("direct");
+    write(&compute(), &file);
+    assert_eq!(in_cache(cache.path(), &stage).unwrap(), read(&file));
 
-    let mut hit = c.benchmark_group("parquet-hit");
+    let mut hit = c.benchmark_group(format!("{format}-hit"));
     hit.sample_size(20).measurement_time(Duration::from_secs(6));
-    hit.bench_function("direct", |b| b.iter(|| black_box(read_parquet(&file))));
+    hit.bench_function("direct", |b| b.iter(|| black_box(read(&file))));
     hit.bench_function("stage", |b| {
-        b.iter(|| black_box(in_cache(cache.path(), || table(N)).unwrap()))
+        b.iter(|| black_box(in_cache(cache.path(), &stage).unwrap()))
     });
     hit.finish();
 
-    let mut miss = c.benchmark_group("parquet-miss");
+    let mut miss = c.benchmark_group(format!("{format}-miss"));
     miss.sample_size(10)
         .measurement_time(Duration::from_secs(10));
     let fresh = || tempfile::tempdir().unwrap();
     miss.bench_function("direct", |b| {
         b.iter_batched(
             fresh,
-            |d| write_parquet(&black_box(make_batch(N)), &d.path().join("t.parquet")),
+            |d| write(&black_box(compute()), &d.path().join("direct")),
             BatchSize::PerIteration,
         );
     });
     miss.bench_function("stage", |b| {
         b.iter_batched(
             fresh,
-            |d| black_box(in_cache(d.path(), || table(N)).unwrap()),
+            |d| black_box(in_cache(d.path(), &stage).unwrap()),
             BatchSize::PerIteration,
         );
     });
     miss.finish();
 }
 
-fn bincode(c: &mut Criterion) {
-    let (cache, direct) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let file = direct.path().join("items.bin");
-    write_bincode(&make_rows(N), &file);
-    assert_eq!(
-        in_cache(cache.path(), || items(N)).unwrap(),
-        read_bincode(&file)
+fn parquet(c: &mut Criterion) {
+    hit_and_miss(
+        c,
+        "parquet",
+        || table(N),
+        || make_batch(N),
+        read_parquet,
+        write_parquet,
     );
+}
 
-    let mut hit = c.benchmark_group("bincode-hit");
-    hit.sample_size(20).measurement_time(Duration::from_secs(6));
-    hit.bench_function("direct", |b| b.iter(|| black_box(read_bincode(&file))));
-    hit.bench_function("stage", |b| {
-        b.iter(|| black_box(in_cache(cache.path(), || items(N)).unwrap()))
-    });
-    hit.finish();
-
-    let mut miss = c.benchmark_group("bincode-miss");
-    miss.sample_size(10)
-        .measurement_time(Duration::from_secs(10));
-    let fresh = || tempfile::tempdir().unwrap();
-    miss.bench_function("direct", |b| {
-        b.iter_batched(
-            fresh,
-            |d| write_bincode(&black_box(make_rows(N)), &d.path().join("i.bin")),
-            BatchSize::PerIteration,
-        );
-    });
-    miss.bench_function("stage", |b| {
-        b.iter_batched(
-            fresh,
-            |d| black_box(in_cache(d.path(), || items(N)).unwrap()),
-            BatchSize::PerIteration,
-        );
-    });
-    miss.finish();
+fn bincode(c: &mut Criterion) {
+    hit_and_miss(
+        c,
+        "bincode",
+        || items(N),
+        || make_rows(N),
+        read_bincode,
+        |rows, path| write_bincode(rows, path),
+    );
 }
 
 criterion_group!(benches, parquet, bincode);

@@ -87,7 +87,7 @@ pub use stage_macros::track;
 /// running them.
 pub mod inspect {
     #[doc(inline)]
-    pub use stage_core::{Entry, Ingredients, LocalStore, Stage, StageInfo, key};
+    pub use stage_core::{Entry, Ingredients, LocalStore, Stage, StageInfo, StatIndex, key};
 }
 
 /// The Arrow crate `stage` is built with, so user code needs no matching dependency.

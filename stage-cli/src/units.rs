@@ -29,42 +29,39 @@ pub fn age(ms: u64) -> String {
     }
 }
 
+/// `"30d"` → `(30, "d")`; an error saying what was expected when there is no number.
+fn number_and_unit<'t>(text: &'t str, what: &str) -> Result<(u64, &'t str), String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let n = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not {what}"))?;
+    Ok((n, unit.trim()))
+}
+
 /// `30d`, `12h`, `90m`, `45s` (or plain seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration: write 30d, 12h, 90m or 45s"))?;
+    const WHAT: &str = "a duration: write 30d, 12h, 90m or 45s";
+    let (n, unit) = number_and_unit(text, WHAT)?;
     let seconds = match unit {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
         "w" => 604_800,
-        _ => {
-            return Err(format!(
-                "`{text}` is not a duration: write 30d, 12h, 90m or 45s"
-            ));
-        }
+        _ => return Err(format!("`{}` is not {WHAT}", text.trim())),
     };
     Ok(Duration::from_secs(n.saturating_mul(seconds)))
 }
 
 /// `500MB`, `2GiB`, `1024` (bytes); KB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024.
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size: write 500MB, 2GiB or a number of bytes"))?;
-    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+    const WHAT: &str = "a size: write 500MB, 2GiB or a number of bytes";
+    let (n, unit) = number_and_unit(text, WHAT)?;
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1000,
         "m" | "mb" => 1000_u64.pow(2),
@@ -74,11 +71,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "gib" => 1 << 30,
         "tib" => 1 << 40,
-        _ => {
-            return Err(format!(
-                "`{text}` is not a size: write 500MB, 2GiB or a number of bytes"
-            ));
-        }
+        _ => return Err(format!("`{}` is not {WHAT}", text.trim())),
     };
     Ok(n.saturating_mul(factor))
 }
