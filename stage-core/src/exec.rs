@@ -310,8 +310,11 @@ impl Exec<'_> {
 
     fn read(&self, node: &Node, entry: &Entry) -> Result<Value, BoxError> {
         tracing::Span::current().record("bytes", entry.bytes);
-        let bytes = self.store.read_payload(&node.path, entry)?;
-        verify_and_decode(bytes, entry.blake3, &*node.erased)
+        let (bytes, actual) = self.store.read_payload(&node.path, entry)?;
+        if actual != entry.blake3 {
+            return Err("payload checksum differs from its metadata".into());
+        }
+        decode_verified(bytes, &*node.erased)
     }
 
     fn compute(&self, i: usize) {
@@ -524,24 +527,11 @@ pub(crate) fn classify(store: &LocalStore, node: &Node) -> Result<Entry, Reason>
     })
 }
 
-/// Checks the payload's blake3, then decodes it: a value is returned only when both
-/// succeed. Only verified bytes reach the decoder: a damaged length field in an unverified
-/// payload can make a decoder allocate exabytes, which aborts the process (no unwinding,
-/// so `catch_unwind` cannot turn it into a recompute). Large payloads are hashed on
-/// several threads.
-fn verify_and_decode(
-    bytes: Bytes,
-    expected: Digest,
-    codec: &dyn Erased,
-) -> Result<Value, BoxError> {
-    let actual = if bytes.len() < 1 << 20 {
-        blake3::hash(&bytes)
-    } else {
-        blake3::Hasher::new().update_rayon(&bytes).finalize()
-    };
-    if Digest::from(actual) != expected {
-        return Err("payload checksum differs from its metadata".into());
-    }
+/// Decodes a payload whose blake3 matched its metadata. Only verified bytes reach a
+/// decoder: a damaged length field in an unverified payload can make a decoder allocate
+/// exabytes, which aborts the process (no unwinding, so `catch_unwind` cannot turn it into
+/// a recompute).
+fn decode_verified(bytes: Bytes, codec: &dyn Erased) -> Result<Value, BoxError> {
     catch_unwind(AssertUnwindSafe(|| codec.decode(bytes)))
         .unwrap_or_else(|p| Err(format!("decoder panicked: {}", panic_message(p.as_ref())).into()))
 }

@@ -113,11 +113,11 @@ impl LocalStore {
         decode_meta(&bytes).filter(|entry| entry.key == *key)
     }
 
-    /// The payload of `entry`, whole, and whether its size and blake3 match.
+    /// The payload of `entry`, whole, with its blake3 (to compare with `entry.blake3`).
     ///
     /// # Errors
     /// When the payload cannot be read.
-    pub fn read_payload(&self, stage: &str, entry: &Entry) -> io::Result<Bytes> {
+    pub fn read_payload(&self, stage: &str, entry: &Entry) -> io::Result<(Bytes, Digest)> {
         let path = self.stage_dir(stage).join(&entry.payload);
         let mut file = File::open(&path)?;
         let len = file.metadata()?.len();
@@ -127,9 +127,23 @@ impl LocalStore {
                 "payload size differs from its metadata",
             ));
         }
+        // One pass: each chunk is hashed (on every core) right after it is read, while it
+        // is still in the processor's cache.
         let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        file.read_to_end(&mut buf)?;
-        Ok(Bytes::from(buf))
+        let mut hasher = blake3::Hasher::new();
+        loop {
+            let start = buf.len();
+            if (&mut file).take(READ_CHUNK).read_to_end(&mut buf)? == 0 {
+                break;
+            }
+            let chunk = &buf[start..];
+            if chunk.len() >= 1 << 20 {
+                hasher.update_rayon(chunk);
+            } else {
+                hasher.update(chunk);
+            }
+        }
+        Ok((Bytes::from(buf), Digest::from(hasher.finalize())))
     }
 
     /// The stage's most recently written intact entry: the one a miss is compared with to
@@ -262,6 +276,9 @@ impl LocalStore {
 pub fn payload_name(key: &Digest, extension: &str) -> String {
     format!("{}.{extension}", key.to_hex())
 }
+
+/// Payloads are read, and hashed, this much at a time.
+const READ_CHUNK: u64 = 4 << 20;
 
 /// The file in a stage's folder that names its latest entry.
 const LATEST: &str = "latest";
@@ -469,10 +486,9 @@ mod tests {
         assert_eq!(written.blake3, Digest::of(b"payload"));
         let found = store.lookup("demo::s", &key).unwrap();
         assert_eq!(found, written);
-        assert_eq!(
-            &store.read_payload("demo::s", &found).unwrap()[..],
-            b"payload"
-        );
+        let (bytes, hash) = store.read_payload("demo::s", &found).unwrap();
+        assert_eq!(&bytes[..], b"payload");
+        assert_eq!(hash, found.blake3);
         assert!(store.lookup("demo::s", &Digest::of(b"other")).is_none());
         assert_eq!(store.entries("demo::s").len(), 1);
         assert_eq!(store.latest("demo::s").map(|e| e.key), Some(key));
