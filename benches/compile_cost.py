@@ -32,7 +32,7 @@ def source(functions, annotated):
     lines = ["#![allow(dead_code, unused_imports)]", "use stage::stage;", ""]
     for i in range(functions):
         if annotated:
-            binding = f"(prev = f{i - 1}, cache = bincode)" if i else "(cache = bincode)"
+            binding = f"(prev = f{i - 1}(n), cache = bincode)" if i else "(cache = bincode)"
             lines.append(f"#[stage{binding}]")
         args = "prev: &Vec<u64>, n: u64" if i else "n: u64"
         body = f"prev.iter().map(|x| x + n + {i}).collect()" if i else "(0..n).collect()"

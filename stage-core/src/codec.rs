@@ -38,6 +38,14 @@ pub trait Codec<T>: 'static {
     /// When the value cannot be encoded or `out` fails.
     fn encode<W: Write + Send>(value: &T, out: W) -> Result<W, BoxError>;
 
+    /// The settings new entries are written with (a compression, say), when the format has
+    /// any: part of the key with [`Codec::ID`], so that an entry is never read back as if
+    /// written another way.
+    #[must_use]
+    fn settings() -> &'static str {
+        ""
+    }
+
     /// A digest of the shape of `T` as this format writes it, when the format depends on
     /// it: part of the key, so that a changed type definition never decodes old bytes.
     #[must_use]
@@ -98,13 +106,17 @@ impl ParquetData for RecordBatch {
 }
 
 impl<T: ParquetData> Codec<T> for Parquet {
-    const ID: &'static str = "parquet/1+snappy";
+    const ID: &'static str = "parquet/1";
+
+    fn settings() -> &'static str {
+        parquet_compression().1
+    }
     const EXTENSION: &'static str = "parquet";
 
     fn encode<W: Write + Send>(value: &T, out: W) -> Result<W, BoxError> {
         let batch = value.batch();
         let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
+            .set_compression(parquet_compression().0)
             .set_max_row_group_row_count(Some(batch.num_rows().max(1)))
             .build();
         let mut writer = ArrowWriter::try_new(out, batch.schema(), Some(props))?;
@@ -228,6 +240,32 @@ fn read_columns(
         _ => arrow::compute::concat_batches(&schema, &batches)?,
     };
     Ok(batch)
+}
+
+/// The page compression of new parquet entries: `STAGE_PARQUET_COMPRESSION` = `snappy`
+/// (the default: fastest to write and read on W1), `zstd` (level 1: smaller files, slower to
+/// write) or `none`; an unknown value falls back to the default with a warning.
+fn parquet_compression() -> (Compression, &'static str) {
+    static CHOSEN: LazyLock<(Compression, &'static str)> = LazyLock::new(|| {
+        match std::env::var("STAGE_PARQUET_COMPRESSION")
+            .as_deref()
+            .map(str::trim)
+        {
+            Err(_) | Ok("" | "snappy") => (Compression::SNAPPY, "snappy"),
+            Ok("zstd") => (
+                Compression::ZSTD(parquet::basic::ZstdLevel::default()),
+                "zstd1",
+            ),
+            Ok("none") => (Compression::UNCOMPRESSED, "none"),
+            Ok(other) => {
+                crate::exec::warn(&format!(
+                    "STAGE_PARQUET_COMPRESSION={other} is not one of snappy, zstd, none: using snappy"
+                ));
+                (Compression::SNAPPY, "snappy")
+            }
+        }
+    });
+    *CHOSEN
 }
 
 /// A serde type that `cache = bincode` can keep.

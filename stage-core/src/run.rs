@@ -135,6 +135,14 @@ impl<S: Stage> Erased for Typed<S> {
     }
 }
 
+/// `id+settings` of a codec, as the key records it (`parquet/1+snappy`).
+fn codec_id<T, C: Codec<T>>() -> String {
+    match C::settings() {
+        "" => C::ID.to_owned(),
+        settings => format!("{}+{settings}", C::ID),
+    }
+}
+
 /// Derives the keys of a stage and all its ancestors, each (stage, arguments) once.
 pub(crate) struct Planner {
     pub(crate) nodes: Vec<Node>,
@@ -228,7 +236,7 @@ impl Planner {
                     hash: t.code_hash,
                 })
                 .collect(),
-            codec: <S::Codec as Codec<S::Output>>::ID.to_owned(),
+            codec: codec_id::<S::Output, S::Codec>(),
             shape: <S::Codec as Codec<S::Output>>::shape(),
             params,
             inputs,
