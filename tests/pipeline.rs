@@ -232,35 +232,49 @@ fn payloads(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-#[test]
-fn truncated_or_flipped_payloads_are_recomputed() {
+/// Damages the payload of `squares(n)` with `damage`, then checks that the next call
+/// recomputes it, returns the right value, and leaves a good entry behind.
+fn damaged_then_recomputed(n: u64, damage: impl FnOnce(&mut Vec<u8>)) {
     let dir = tempfile::tempdir().unwrap();
-    let expected: Vec<u64> = (0..1000).map(|i| i * i).collect();
-    assert_eq!(run(dir.path(), || squares(1000)).0.unwrap(), expected);
+    let expected: Vec<u64> = (0..n).map(|i| i * i).collect();
+    assert_eq!(run(dir.path(), || squares(n)).0.unwrap(), expected);
     let payload = payloads(dir.path()).pop().unwrap();
-    let good = fs::read(&payload).unwrap();
+    let mut bytes = fs::read(&payload).unwrap();
+    damage(&mut bytes);
+    fs::write(&payload, bytes).unwrap();
 
-    fs::write(&payload, &good[..good.len() / 2]).unwrap();
-    let (v, log) = run(dir.path(), || squares(1000));
+    let (v, log) = run(dir.path(), || squares(n));
     assert_eq!(v.unwrap(), expected);
     assert_eq!(log.computed(), ["squares"]);
     assert_eq!(log.reason("squares"), Some(&stage::Reason::Damaged));
 
-    let mut flipped = fs::read(&payload).unwrap();
-    let mid = flipped.len() / 2;
-    flipped[mid] ^= 0x10;
-    fs::write(&payload, flipped).unwrap();
-    let (v, log) = run(dir.path(), || squares(1000));
-    assert_eq!(v.unwrap(), expected);
-    assert_eq!(log.computed(), ["squares"]);
-
-    let (v, log) = run(dir.path(), || squares(1000));
+    let (v, log) = run(dir.path(), || squares(n));
     assert_eq!(v.unwrap(), expected);
     assert_eq!(
         log.loaded(),
         ["squares"],
         "the entry was replaced by a good one"
     );
+}
+
+#[test]
+fn truncated_or_flipped_payloads_are_recomputed() {
+    // 1,000 squares fit in one segment; 600,000 take about 5 MiB, read and checked a
+    // segment at a time while they decode.
+    for n in [1000, 600_000] {
+        damaged_then_recomputed(n, |b| b.truncate(b.len() / 2));
+        damaged_then_recomputed(n, |b| b.truncate(b.len() - 1));
+        // The first bytes hold the vector's length: a decoder that read them unchecked
+        // could be asked for exabytes.
+        for at in [0, 1, 2] {
+            damaged_then_recomputed(n, |b| b[at] ^= 0xF0);
+        }
+        damaged_then_recomputed(n, |b| {
+            let mid = b.len() / 2;
+            b[mid] ^= 0x10;
+        });
+        damaged_then_recomputed(n, |b| *b.last_mut().unwrap() ^= 0x01);
+    }
 }
 
 // ---- parquet round trip, ancestor by value

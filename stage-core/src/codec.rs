@@ -1,6 +1,7 @@
 //! How a stage's output becomes bytes in the cache and back.
 
 use std::any::TypeId;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -19,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde_reflection::{Tracer, TracerConfig};
 
 use crate::BoxError;
+use crate::checksum::Segments;
 
 /// A way to keep values of type `T` in the cache.
 ///
@@ -61,6 +63,20 @@ pub trait Codec<T>: 'static {
     /// When `bytes` is not such a payload.
     fn decode_verified(bytes: Bytes) -> Result<T, BoxError> {
         Self::decode(bytes)
+    }
+
+    /// `true` when [`Codec::decode_segments`] reads a payload front to back, so that it
+    /// pays to read and check the payload on another thread while it decodes.
+    const STREAMS: bool = false;
+
+    /// Reads back a payload that another thread reads and checks against its metadata a
+    /// segment at a time. By default, gathers the whole payload, then calls
+    /// [`Codec::decode_verified`].
+    ///
+    /// # Errors
+    /// When a segment is damaged or the payload is not what [`Codec::encode`] wrote.
+    fn decode_segments(segments: Segments) -> Result<T, BoxError> {
+        Self::decode_verified(Bytes::from(segments.into_whole()?))
     }
 
     /// Reads a value back from a payload written by [`Codec::encode`]; bytes of any other
@@ -300,6 +316,106 @@ impl<T: BincodeData> Codec<T> for Bincode {
             bincode::serde::decode_from_slice(&bytes, bincode::config::standard())?,
             &bytes,
         )
+    }
+
+    const STREAMS: bool = true;
+
+    fn decode_segments(mut segments: Segments) -> Result<T, BoxError> {
+        let len = segments.len();
+        let read = Cell::new(0);
+        let reader = SegmentReader {
+            segments: &mut segments,
+            buf: Vec::new(),
+            pos: 0,
+            before: 0,
+            read: &read,
+        };
+        // By value: a reader behind a reference keeps the decoder's small reads from
+        // inlining.
+        let value = bincode::serde::decode_from_reader(reader, bincode::config::standard())?;
+        if read.get() != len {
+            return Err(format!("{} bytes left over after the value", len - read.get()).into());
+        }
+        Ok(value)
+    }
+}
+
+/// A bincode reader over checked segments, fetched as the decoder gets to them. Lengths a
+/// decoder reads are then the encoder's own, so it needs no bound on what they claim.
+struct SegmentReader<'a> {
+    segments: &'a mut Segments,
+    /// The segment being read.
+    buf: Vec<u8>,
+    /// Where the decoder is in `buf`.
+    pos: usize,
+    /// Bytes in the segments before `buf`.
+    before: u64,
+    /// Set when the reader is dropped: how many bytes the decoder read.
+    read: &'a Cell<u64>,
+}
+
+impl Drop for SegmentReader<'_> {
+    fn drop(&mut self) {
+        self.read.set(self.before + self.pos as u64);
+    }
+}
+
+impl SegmentReader<'_> {
+    /// Reads across the end of the current segment.
+    #[cold]
+    fn read_across(&mut self, mut out: &mut [u8]) -> Result<(), bincode::error::DecodeError> {
+        loop {
+            let here = &self.buf[self.pos..];
+            let n = here.len().min(out.len());
+            out[..n].copy_from_slice(&here[..n]);
+            self.pos += n;
+            out = &mut out[n..];
+            if out.is_empty() {
+                return Ok(());
+            }
+            let next = match self.segments.next_checked() {
+                Ok(Some(next)) => next,
+                Ok(None) => {
+                    return Err(bincode::error::DecodeError::UnexpectedEnd {
+                        additional: out.len(),
+                    });
+                }
+                Err(_) => {
+                    return Err(bincode::error::DecodeError::Other(
+                        "payload checksum differs from its metadata",
+                    ));
+                }
+            };
+            self.before += self.buf.len() as u64;
+            self.pos = 0;
+            let done = std::mem::replace(&mut self.buf, next);
+            self.segments.recycle(done);
+        }
+    }
+}
+
+impl bincode::de::read::Reader for SegmentReader<'_> {
+    #[inline]
+    fn read(&mut self, out: &mut [u8]) -> Result<(), bincode::error::DecodeError> {
+        match self.buf.get(self.pos..self.pos + out.len()) {
+            Some(here) => {
+                out.copy_from_slice(here);
+                self.pos += out.len();
+                Ok(())
+            }
+            None => self.read_across(out),
+        }
+    }
+
+    /// `None` across a segment's end: the decoder then calls `read`.
+    #[inline]
+    fn peek_read(&mut self, n: usize) -> Option<&[u8]> {
+        self.buf.get(self.pos..self.pos + n)
+    }
+
+    #[inline]
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
     }
 }
 

@@ -6,11 +6,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
+use crate::checksum::check_segments;
 use crate::config::{Event, Outcome, Scope, with_scope};
 use crate::ingredients::Reason;
-use crate::run::{Erased, Node, store_of};
+use crate::run::{Node, store_of};
 use crate::stage::{Inputs, Value};
 use crate::store::{Entry, KeyLock, LocalStore, LockAttempt, now_ms, payload_name};
 use crate::{BoxError, Digest, Error};
@@ -310,11 +309,19 @@ impl Exec<'_> {
 
     fn read(&self, node: &Node, entry: &Entry) -> Result<Value, BoxError> {
         tracing::Span::current().record("bytes", entry.bytes);
-        let (bytes, actual) = self.store.read_payload(&node.path, entry)?;
-        if actual != entry.blake3 {
-            return Err("payload checksum differs from its metadata".into());
+        if !(node.erased.streams() && entry.segments.len() > 1) {
+            let bytes = self.store.read_payload(&node.path, entry)?;
+            return guarded(|| node.erased.decode(bytes));
         }
-        decode_verified(bytes, &*node.erased)
+        // The payload is read and checked a segment at a time on a thread of its own,
+        // a few segments ahead of the decoder.
+        let file = self.store.open_payload(&node.path, entry)?;
+        let sum = entry.checksum();
+        std::thread::scope(|s| {
+            let segments = check_segments(s, file, entry.bytes, &sum)
+                .ok_or("payload segments differ from its metadata")?;
+            guarded(|| node.erased.decode_segments(segments))
+        })
     }
 
     fn compute(&self, i: usize) {
@@ -411,6 +418,7 @@ impl Exec<'_> {
             payload: payload_name(&node.key, node.extension),
             bytes: 0,
             blake3: Digest::default(),
+            segments: Vec::new(),
             created_ms: now_ms(),
             compute_ms,
         };
@@ -527,12 +535,11 @@ pub(crate) fn classify(store: &LocalStore, node: &Node) -> Result<Entry, Reason>
     })
 }
 
-/// Decodes a payload whose blake3 matched its metadata. Only verified bytes reach a
-/// decoder: a damaged length field in an unverified payload can make a decoder allocate
-/// exabytes, which aborts the process (no unwinding, so `catch_unwind` cannot turn it into
-/// a recompute).
-fn decode_verified(bytes: Bytes, codec: &dyn Erased) -> Result<Value, BoxError> {
-    catch_unwind(AssertUnwindSafe(|| codec.decode(bytes)))
+/// Runs a decoder, its panic an error. Only checked bytes ever reach a decoder: a damaged
+/// length field in an unchecked payload can make a decoder allocate exabytes, which aborts
+/// the process (no unwinding, so `catch_unwind` cannot turn it into a recompute).
+fn guarded(decode: impl FnOnce() -> Result<Value, BoxError>) -> Result<Value, BoxError> {
+    catch_unwind(AssertUnwindSafe(decode))
         .unwrap_or_else(|p| Err(format!("decoder panicked: {}", panic_message(p.as_ref())).into()))
 }
 

@@ -5,6 +5,7 @@
 //! generated code reaches this crate through `stage::__private`.
 
 mod canonical;
+mod checksum;
 mod codec;
 mod config;
 mod digest;
@@ -19,6 +20,7 @@ mod runlog;
 mod stage;
 mod store;
 
+pub use checksum::{Damaged, Segments};
 pub use codec::{Bincode, BincodeData, Codec, Memory, Parquet, ParquetData};
 pub use config::{Config, Event, Outcome, RunLog, observe};
 pub use digest::{Digest, ParseDigestError};

@@ -100,6 +100,10 @@ pub(crate) trait Erased: Send + Sync {
     ) -> Result<crate::store::PayloadWriter, BoxError>;
     /// Decodes a payload whose checksum matched.
     fn decode(&self, bytes: bytes::Bytes) -> Result<Value, BoxError>;
+    /// Whether [`Erased::decode_segments`] reads while the payload is checked.
+    fn streams(&self) -> bool;
+    /// Decodes a payload while another thread reads and checks it.
+    fn decode_segments(&self, segments: crate::Segments) -> Result<Value, BoxError>;
 }
 
 struct Typed<S: Stage> {
@@ -131,6 +135,16 @@ impl<S: Stage> Erased for Typed<S> {
     fn decode(&self, bytes: bytes::Bytes) -> Result<Value, BoxError> {
         Ok(Arc::new(<S::Codec as Codec<S::Output>>::decode_verified(
             bytes,
+        )?))
+    }
+
+    fn streams(&self) -> bool {
+        <S::Codec as Codec<S::Output>>::STREAMS
+    }
+
+    fn decode_segments(&self, segments: crate::Segments) -> Result<Value, BoxError> {
+        Ok(Arc::new(<S::Codec as Codec<S::Output>>::decode_segments(
+            segments,
         )?))
     }
 }

@@ -7,16 +7,19 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{LazyLock, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::checksum::{Checksum, SegmentHasher};
 use crate::ingredients::{FORMAT, Ingredients};
 use crate::{BoxError, Digest};
 
@@ -35,10 +38,24 @@ pub struct Entry {
     pub bytes: u64,
     /// blake3 of the payload.
     pub blake3: Digest,
+    /// blake3 chaining values of the payload's segments, so that a reader can check it
+    /// front to back while it decodes; empty for a payload of one segment (1 MiB or less).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<Digest>,
     /// When the entry was written (ms since the Unix epoch).
     pub created_ms: u64,
     /// How long the body took (ms).
     pub compute_ms: u64,
+}
+
+impl Entry {
+    /// What the payload is checked against.
+    pub(crate) fn checksum(&self) -> Checksum {
+        Checksum {
+            blake3: self.blake3,
+            segments: self.segments.clone(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -113,37 +130,38 @@ impl LocalStore {
         decode_meta(&bytes).filter(|entry| entry.key == *key)
     }
 
-    /// The payload of `entry`, whole, with its blake3 (to compare with `entry.blake3`).
+    /// The payload of `entry`, whole and checked against its blake3.
     ///
     /// # Errors
-    /// When the payload cannot be read.
-    pub fn read_payload(&self, stage: &str, entry: &Entry) -> io::Result<(Bytes, Digest)> {
-        let path = self.stage_dir(stage).join(&entry.payload);
-        let mut file = File::open(&path)?;
-        let len = file.metadata()?.len();
-        if len != entry.bytes {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "payload size differs from its metadata",
-            ));
+    /// When the payload cannot be read, or its size or checksum differs from `entry`'s
+    /// (`InvalidData`).
+    pub fn read_payload(&self, stage: &str, entry: &Entry) -> io::Result<Bytes> {
+        let bytes = self.read_unchecked(stage, entry)?;
+        if !crate::checksum::matches(&bytes, &entry.checksum()) {
+            return Err(damaged("payload checksum differs from its metadata"));
         }
-        // One pass: each chunk is hashed (on every core) right after it is read, while it
-        // is still in the processor's cache.
-        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        let mut hasher = blake3::Hasher::new();
-        loop {
-            let start = buf.len();
-            if (&mut file).take(READ_CHUNK).read_to_end(&mut buf)? == 0 {
-                break;
-            }
-            let chunk = &buf[start..];
-            if chunk.len() >= 1 << 20 {
-                hasher.update_rayon(chunk);
-            } else {
-                hasher.update(chunk);
-            }
+        Ok(bytes)
+    }
+
+    /// The payload of `entry`, whole, its size checked but not its content.
+    fn read_unchecked(&self, stage: &str, entry: &Entry) -> io::Result<Bytes> {
+        let mut file = self.open_payload(stage, entry)?;
+        let mut buf = Vec::with_capacity(usize::try_from(entry.bytes).unwrap_or(0));
+        file.read_to_end(&mut buf)?;
+        if buf.len() as u64 != entry.bytes {
+            return Err(damaged("payload size differs from its metadata"));
         }
-        Ok((Bytes::from(buf), Digest::from(hasher.finalize())))
+        Ok(Bytes::from(buf))
+    }
+
+    /// The payload file of `entry`, its size checked but not its content: for a reader
+    /// that checks it as it goes.
+    pub(crate) fn open_payload(&self, stage: &str, entry: &Entry) -> io::Result<File> {
+        let file = File::open(self.stage_dir(stage).join(&entry.payload))?;
+        if file.metadata()?.len() != entry.bytes {
+            return Err(damaged("payload size differs from its metadata"));
+        }
+        Ok(file)
     }
 
     /// The stage's most recently written intact entry: the one a miss is compared with to
@@ -211,7 +229,8 @@ impl LocalStore {
             }
         };
         entry.bytes = written.0;
-        entry.blake3 = written.1;
+        entry.blake3 = written.1.blake3;
+        entry.segments = written.1.segments;
         publish(&tmp, &dir.join(&entry.payload))?;
         let (meta_tmp, mut meta_file) = temporary(&dir)?;
         let meta = encode_meta(&entry)?;
@@ -277,9 +296,6 @@ pub fn payload_name(key: &Digest, extension: &str) -> String {
     format!("{}.{extension}", key.to_hex())
 }
 
-/// Payloads are read, and hashed, this much at a time.
-const READ_CHUNK: u64 = 4 << 20;
-
 /// The file in a stage's folder that names its latest entry.
 const LATEST: &str = "latest";
 
@@ -319,77 +335,216 @@ pub enum LockAttempt {
     Unavailable,
 }
 
-/// Where a codec writes a payload: buffered, then counted and hashed a buffer at a time
-/// on its way to the file (a codec's many small writes never reach the hasher one by one).
+/// Where a codec writes a payload. Writes fill a buffer; each full buffer goes to a
+/// thread of its own that hashes it and writes it to the file while the codec goes on
+/// encoding. A payload that fits in one buffer never starts that thread.
+///
+/// Writes never fail: an error of the file or the thread is kept, later bytes are dropped,
+/// and the error is returned when the entry is committed. A codec's many small writes then
+/// compile to a copy and a length check, with no error path.
 #[derive(Debug)]
 pub struct PayloadWriter {
-    inner: BufWriter<HashingFile>,
+    buf: Vec<u8>,
+    sink: Sink,
 }
 
 #[derive(Debug)]
-struct HashingFile {
+enum Sink {
+    /// Nothing sent yet: the file is here.
+    Here(Box<Output>),
+    /// Full buffers go to the writing thread; emptied ones come back.
+    Behind {
+        full: SyncSender<Vec<u8>>,
+        empty: Receiver<Vec<u8>>,
+        thread: JoinHandle<io::Result<Output>>,
+    },
+    /// Writing failed; later bytes are dropped.
+    Failed(io::Error),
+}
+
+/// The file a payload goes to, with what has been written to it.
+#[derive(Debug)]
+struct Output {
     file: File,
-    hasher: blake3::Hasher,
+    hasher: SegmentHasher,
     bytes: u64,
+}
+
+/// Bytes per buffer.
+const BUFFER: usize = 1 << 20;
+
+impl Output {
+    fn put(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all(data)?;
+        self.hasher.update(data);
+        self.bytes += data.len() as u64;
+        Ok(())
+    }
 }
 
 impl PayloadWriter {
     fn new(file: File) -> PayloadWriter {
-        let file = HashingFile {
-            file,
-            hasher: blake3::Hasher::new(),
-            bytes: 0,
-        };
         PayloadWriter {
-            inner: BufWriter::with_capacity(1 << 20, file),
+            buf: Vec::with_capacity(BUFFER),
+            sink: Sink::Here(Box::new(Output {
+                file,
+                hasher: SegmentHasher::new(),
+                bytes: 0,
+            })),
         }
     }
 
-    fn finish(self) -> io::Result<(u64, Digest)> {
-        let done = self
-            .inner
-            .into_inner()
-            .map_err(io::IntoInnerError::into_error)?;
-        done.file.sync_all()?;
-        Ok((done.bytes, Digest::from(done.hasher.finalize())))
+    /// Appends `data` to the payload.
+    #[inline]
+    pub fn push(&mut self, data: &[u8]) {
+        // Against the capacity, so that the compiler drops `extend_from_slice`'s own
+        // check.
+        if data.len() < self.buf.capacity() - self.buf.len() {
+            self.buf.extend_from_slice(data);
+        } else {
+            self.push_slow(data);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_slow(&mut self, mut data: &[u8]) {
+        self.buf.reserve(BUFFER.saturating_sub(self.buf.capacity()));
+        while !data.is_empty() {
+            let room = self.buf.capacity() - self.buf.len();
+            let (now, later) = data.split_at(room.min(data.len()));
+            self.buf.extend_from_slice(now);
+            data = later;
+            if self.buf.len() == self.buf.capacity() {
+                self.send();
+            }
+        }
+    }
+
+    /// Sends the full buffer to the writing thread, starting it if need be.
+    fn send(&mut self) {
+        if matches!(self.sink, Sink::Failed(_)) {
+            self.buf.clear();
+            return;
+        }
+        if let Err(e) = self.start() {
+            self.sink = Sink::Failed(e);
+            self.buf.clear();
+            return;
+        }
+        let Sink::Behind { full, empty, .. } = &self.sink else {
+            return;
+        };
+        let next = empty
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BUFFER));
+        let buf = std::mem::replace(&mut self.buf, next);
+        if full.send(buf).is_err() {
+            // The thread stopped on an error: keep it.
+            let error = match std::mem::replace(&mut self.sink, Sink::Failed(stopped())) {
+                Sink::Behind { thread, .. } => join(thread).err().unwrap_or_else(stopped),
+                _ => stopped(),
+            };
+            self.sink = Sink::Failed(error);
+        }
+    }
+
+    /// Starts the writing thread, unless it runs already.
+    fn start(&mut self) -> io::Result<()> {
+        if !matches!(self.sink, Sink::Here(_)) {
+            return Ok(());
+        }
+        let Sink::Here(mut out) = std::mem::replace(&mut self.sink, Sink::Failed(stopped())) else {
+            unreachable!("matched above");
+        };
+        let (full, to_write) = sync_channel::<Vec<u8>>(2);
+        let (give_back, empty) = sync_channel::<Vec<u8>>(4);
+        let thread = std::thread::Builder::new()
+            .name("stage-writer".into())
+            .spawn(move || {
+                for mut buf in to_write {
+                    out.put(&buf)?;
+                    buf.clear();
+                    let _ = give_back.try_send(buf);
+                }
+                Ok(*out)
+            })?;
+        self.sink = Sink::Behind {
+            full,
+            empty,
+            thread,
+        };
+        Ok(())
+    }
+
+    /// Writes what is left, waits for the file to be on disk, and gives the payload's
+    /// size and checksum, or the first error writing met.
+    fn finish(mut self) -> io::Result<(u64, Checksum)> {
+        let buf = std::mem::take(&mut self.buf);
+        let out = match std::mem::replace(&mut self.sink, Sink::Failed(stopped())) {
+            Sink::Here(mut out) => {
+                out.put(&buf)?;
+                *out
+            }
+            Sink::Behind { full, thread, .. } => {
+                let sent = full.send(buf);
+                drop(full);
+                // The thread's own error, if it stopped on one, says more than ours.
+                let out = join(thread)?;
+                sent.map_err(|_| stopped())?;
+                out
+            }
+            Sink::Failed(e) => return Err(e),
+        };
+        out.file.sync_all()?;
+        Ok((out.bytes, out.hasher.finish()))
+    }
+}
+
+fn stopped() -> io::Error {
+    io::Error::other("the payload writer stopped")
+}
+
+fn join(thread: JoinHandle<io::Result<Output>>) -> io::Result<Output> {
+    thread
+        .join()
+        .map_err(|_| io::Error::other("the payload writer panicked"))?
+}
+
+impl Drop for PayloadWriter {
+    fn drop(&mut self) {
+        // An abandoned payload: stop the thread before its file is removed.
+        if let Sink::Behind { full, thread, .. } =
+            std::mem::replace(&mut self.sink, Sink::Failed(stopped()))
+        {
+            drop(full);
+            let _ = thread.join();
+        }
     }
 }
 
 // Codecs write a field at a time from the user's crate: these must inline there.
 impl Write for PayloadWriter {
     #[inline]
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.push(data);
+        Ok(data.len())
     }
 
     #[inline]
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_all(buf)
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.push(data);
+        Ok(())
     }
 
+    /// Nothing to do: the payload reaches the disk when its entry is committed.
     #[inline]
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        Ok(())
     }
 }
 
-impl Write for HashingFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        if n >= 1 << 17 {
-            self.hasher.update_rayon(&buf[..n]);
-        } else {
-            self.hasher.update(&buf[..n]);
-        }
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-}
-
+/// Temporary files, which readers ignore, start with this.
 const TEMP_PREFIX: &str = ".tmp-";
 
 fn temporary(dir: &Path) -> io::Result<(PathBuf, File)> {
@@ -407,6 +562,10 @@ fn publish(tmp: &Path, to: &Path) -> io::Result<()> {
     fs::rename(tmp, to).inspect_err(|_| {
         let _ = fs::remove_file(tmp);
     })
+}
+
+fn damaged(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
 }
 
 #[cfg(unix)]
@@ -466,6 +625,7 @@ mod tests {
             payload: payload_name(&key, "bin"),
             bytes: 0,
             blake3: Digest::default(),
+            segments: vec![],
             created_ms: now_ms(),
             compute_ms: 1,
         }
@@ -486,9 +646,8 @@ mod tests {
         assert_eq!(written.blake3, Digest::of(b"payload"));
         let found = store.lookup("demo::s", &key).unwrap();
         assert_eq!(found, written);
-        let (bytes, hash) = store.read_payload("demo::s", &found).unwrap();
+        let bytes = store.read_payload("demo::s", &found).unwrap();
         assert_eq!(&bytes[..], b"payload");
-        assert_eq!(hash, found.blake3);
         assert!(store.lookup("demo::s", &Digest::of(b"other")).is_none());
         assert_eq!(store.entries("demo::s").len(), 1);
         assert_eq!(store.latest("demo::s").map(|e| e.key), Some(key));

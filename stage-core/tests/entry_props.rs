@@ -93,19 +93,33 @@ fn entry() -> impl Strategy<Value = Entry> {
         text(),
         any::<u64>(),
         digest(),
+        prop::collection::vec(digest(), 0..4),
         any::<u64>(),
         any::<u64>(),
     )
         .prop_map(
-            |(key, ingredients, output, payload, bytes, blake3, created_ms, compute_ms)| Entry {
+            |(
                 key,
                 ingredients,
                 output,
                 payload,
                 bytes,
                 blake3,
+                segments,
                 created_ms,
                 compute_ms,
+            )| {
+                Entry {
+                    key,
+                    ingredients,
+                    output,
+                    payload,
+                    bytes,
+                    blake3,
+                    segments,
+                    created_ms,
+                    compute_ms,
+                }
             },
         )
 }
