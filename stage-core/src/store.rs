@@ -56,6 +56,38 @@ impl Entry {
             segments: self.segments.clone(),
         }
     }
+
+    /// The payload at `path`, whole and checked against this entry's size and blake3.
+    ///
+    /// # Errors
+    /// When the payload cannot be read, or its size or checksum differs (`InvalidData`).
+    pub fn read_payload(&self, path: &Path) -> io::Result<Bytes> {
+        let mut file = self.open_payload(path)?;
+        let mut buf = Vec::with_capacity(usize::try_from(self.bytes).unwrap_or(0));
+        file.read_to_end(&mut buf)?;
+        self.check_size(buf.len() as u64)?;
+        if !crate::checksum::matches(&buf, &self.checksum()) {
+            return Err(damaged("payload checksum differs from its metadata".into()));
+        }
+        Ok(Bytes::from(buf))
+    }
+
+    /// The payload file at `path`, its size checked but not its content.
+    fn open_payload(&self, path: &Path) -> io::Result<File> {
+        let file = File::open(path)?;
+        self.check_size(file.metadata()?.len())?;
+        Ok(file)
+    }
+
+    fn check_size(&self, len: u64) -> io::Result<()> {
+        if len == self.bytes {
+            return Ok(());
+        }
+        Err(damaged(format!(
+            "payload is {len} bytes, its metadata says {}",
+            self.bytes
+        )))
+    }
 }
 
 #[derive(Serialize)]
@@ -136,32 +168,13 @@ impl LocalStore {
     /// When the payload cannot be read, or its size or checksum differs from `entry`'s
     /// (`InvalidData`).
     pub fn read_payload(&self, stage: &str, entry: &Entry) -> io::Result<Bytes> {
-        let bytes = self.read_unchecked(stage, entry)?;
-        if !crate::checksum::matches(&bytes, &entry.checksum()) {
-            return Err(damaged("payload checksum differs from its metadata"));
-        }
-        Ok(bytes)
-    }
-
-    /// The payload of `entry`, whole, its size checked but not its content.
-    fn read_unchecked(&self, stage: &str, entry: &Entry) -> io::Result<Bytes> {
-        let mut file = self.open_payload(stage, entry)?;
-        let mut buf = Vec::with_capacity(usize::try_from(entry.bytes).unwrap_or(0));
-        file.read_to_end(&mut buf)?;
-        if buf.len() as u64 != entry.bytes {
-            return Err(damaged("payload size differs from its metadata"));
-        }
-        Ok(Bytes::from(buf))
+        entry.read_payload(&self.stage_dir(stage).join(&entry.payload))
     }
 
     /// The payload file of `entry`, its size checked but not its content: for a reader
     /// that checks it as it goes.
     pub(crate) fn open_payload(&self, stage: &str, entry: &Entry) -> io::Result<File> {
-        let file = File::open(self.stage_dir(stage).join(&entry.payload))?;
-        if file.metadata()?.len() != entry.bytes {
-            return Err(damaged("payload size differs from its metadata"));
-        }
-        Ok(file)
+        entry.open_payload(&self.stage_dir(stage).join(&entry.payload))
     }
 
     /// The stage's most recently written intact entry: the one a miss is compared with to
@@ -564,7 +577,7 @@ fn publish(tmp: &Path, to: &Path) -> io::Result<()> {
     })
 }
 
-fn damaged(what: &'static str) -> io::Error {
+fn damaged(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
 }
 
