@@ -1462,6 +1462,11 @@ fn an_entry_of_another_format_version_is_a_miss_not_an_error() {
             Seen::Computed,
             "an entry of format {other} was read"
         );
+        assert_eq!(
+            log.reason("fault_values"),
+            Some(&stage::Reason::Format),
+            "format {other}"
+        );
         outcomes.push(format!(
             "format {other}: recomputed ({})",
             log.reason("fault_values").unwrap()

@@ -526,6 +526,7 @@ pub(crate) fn classify(store: &LocalStore, node: &Node) -> Result<Entry, Reason>
         return Ok(entry);
     }
     Err(match store.latest(&node.path).as_ref() {
+        None if store.holds_other_format(&node.path) => Reason::Format,
         None => Reason::NeverRun,
         Some(latest) if latest.key == node.key => Reason::Damaged,
         Some(latest) => node

@@ -217,6 +217,24 @@ impl LocalStore {
         entries
     }
 
+    /// Whether the stage's folder holds an entry written by another format version of
+    /// `stage`, which this one does not read: it says why a stage without a readable entry
+    /// recomputes.
+    #[must_use]
+    pub fn holds_other_format(&self, stage: &str) -> bool {
+        #[derive(Deserialize)]
+        struct Format {
+            format: u32,
+        }
+        let Ok(dir) = fs::read_dir(self.stage_dir(stage)) else {
+            return false;
+        };
+        dir.filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .filter_map(|e| fs::read(e.path()).ok())
+            .any(|bytes| serde_json::from_slice::<Format>(&bytes).is_ok_and(|m| m.format != FORMAT))
+    }
+
     /// Writes an entry: the payload through `encode` into a temporary file, synced and
     /// renamed into place, then its metadata the same way, then the folder synced.
     ///
