@@ -153,6 +153,19 @@ fn scale(c: &mut Criterion) {
         chain_sum
     );
 
+    report_memory("after the cold calls");
+    for round in 1..=3 {
+        for _ in 0..100 {
+            config
+                .scope(|| stage::__private::call::<Link>((N - 1,)))
+                .unwrap();
+            config
+                .scope(|| stage::__private::call::<Fan>((N,)))
+                .unwrap();
+        }
+        report_memory(&format!("after {} warm calls of each", round * 100));
+    }
+
     let chain_keys = || config.scope(|| stage::inspect::key::<Link>((N - 1,)));
     let chain_call = || config.scope(|| stage::__private::call::<Link>((N - 1,)));
     let fan_keys = || config.scope(|| stage::inspect::key::<Fan>((N,)));
@@ -170,6 +183,26 @@ fn scale(c: &mut Criterion) {
     group.bench_function("fan-in-keys", |b| b.iter(|| black_box(fan_keys().unwrap())));
     group.bench_function("fan-in-call", |b| b.iter(|| black_box(fan_call().unwrap())));
     group.finish();
+}
+
+/// Prints the process's resident memory and its peak (Linux only): memory that grows from
+/// one call to the next would be a leak.
+fn report_memory(when: &str) {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map_or("?", str::trim)
+            .to_owned()
+    };
+    println!(
+        "memory {when}: resident {}, peak {}",
+        field("VmRSS:"),
+        field("VmHWM:")
+    );
 }
 
 criterion_group!(benches, scale);
