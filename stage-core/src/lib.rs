@@ -14,6 +14,7 @@ mod exec;
 mod graph;
 mod info;
 mod ingredients;
+mod payload;
 mod raw;
 mod run;
 mod runlog;
@@ -28,6 +29,7 @@ pub use error::{BoxError, Error};
 pub use graph::{Graph, Node as GraphNode, State, explain, graph};
 pub use info::{AncestorInfo, RawInfo, StageInfo, TrackInfo};
 pub use ingredients::{Ancestor, FORMAT, Ingredients, Input, Named, Param as ParamPart, Reason};
+pub use payload::PayloadWriter;
 pub use raw::StatIndex;
 pub use run::{call, key};
 pub use runlog::{RUNS_DIR, RunRecord, UsedKey};
@@ -35,7 +37,7 @@ pub use stage::{
     ByValue, File, Inputs, OutputIs, Param, Params, Plan, RawArg, Stage, body_result, info_of,
     output_is,
 };
-pub use store::{Entry, KeyLock, LocalStore, LockAttempt, PayloadWriter, decode_meta, encode_meta};
+pub use store::{Entry, KeyLock, LocalStore, LockAttempt, decode_meta, encode_meta};
 
 /// A stage compiled into this program, registered by `#[stage]`.
 #[doc(hidden)]

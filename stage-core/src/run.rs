@@ -96,8 +96,8 @@ pub(crate) trait Erased: Send + Sync {
     fn encode(
         &self,
         value: &Value,
-        out: crate::store::PayloadWriter,
-    ) -> Result<crate::store::PayloadWriter, BoxError>;
+        out: crate::PayloadWriter,
+    ) -> Result<crate::PayloadWriter, BoxError>;
     /// Decodes a payload whose checksum matched.
     fn decode(&self, bytes: bytes::Bytes) -> Result<Value, BoxError>;
     /// Whether [`Erased::decode_segments`] reads while the payload is checked.
@@ -124,8 +124,8 @@ impl<S: Stage> Erased for Typed<S> {
     fn encode(
         &self,
         value: &Value,
-        out: crate::store::PayloadWriter,
-    ) -> Result<crate::store::PayloadWriter, BoxError> {
+        out: crate::PayloadWriter,
+    ) -> Result<crate::PayloadWriter, BoxError> {
         let value = value
             .downcast_ref::<S::Output>()
             .ok_or("internal error: output of another type")?;

@@ -10,17 +10,16 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{LazyLock, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::checksum::{Checksum, SegmentHasher};
+use crate::checksum::Checksum;
 use crate::ingredients::{FORMAT, Ingredients};
+use crate::payload::PayloadWriter;
 use crate::{BoxError, Digest};
 
 /// The metadata of a cache entry: what it is, how it was made, and its payload's checksum.
@@ -364,215 +363,6 @@ pub enum LockAttempt {
     Busy,
     /// Locks cannot be taken here (a read-only cache): go on without one.
     Unavailable,
-}
-
-/// Where a codec writes a payload. Writes fill a buffer; each full buffer goes to a
-/// thread of its own that hashes it and writes it to the file while the codec goes on
-/// encoding. A payload that fits in one buffer never starts that thread.
-///
-/// Writes never fail: an error of the file or the thread is kept, later bytes are dropped,
-/// and the error is returned when the entry is committed. A codec's many small writes then
-/// compile to a copy and a length check, with no error path.
-#[derive(Debug)]
-pub struct PayloadWriter {
-    buf: Vec<u8>,
-    sink: Sink,
-}
-
-#[derive(Debug)]
-enum Sink {
-    /// Nothing sent yet: the file is here.
-    Here(Box<Output>),
-    /// Full buffers go to the writing thread; emptied ones come back.
-    Behind {
-        full: SyncSender<Vec<u8>>,
-        empty: Receiver<Vec<u8>>,
-        thread: JoinHandle<io::Result<Output>>,
-    },
-    /// Writing failed; later bytes are dropped.
-    Failed(io::Error),
-}
-
-/// The file a payload goes to, with what has been written to it.
-#[derive(Debug)]
-struct Output {
-    file: File,
-    hasher: SegmentHasher,
-    bytes: u64,
-}
-
-/// Bytes per buffer.
-const BUFFER: usize = 1 << 20;
-
-impl Output {
-    fn put(&mut self, data: &[u8]) -> io::Result<()> {
-        self.file.write_all(data)?;
-        self.hasher.update(data);
-        self.bytes += data.len() as u64;
-        Ok(())
-    }
-}
-
-impl PayloadWriter {
-    fn new(file: File) -> PayloadWriter {
-        PayloadWriter {
-            buf: Vec::with_capacity(BUFFER),
-            sink: Sink::Here(Box::new(Output {
-                file,
-                hasher: SegmentHasher::new(),
-                bytes: 0,
-            })),
-        }
-    }
-
-    /// Appends `data` to the payload.
-    #[inline]
-    pub fn push(&mut self, data: &[u8]) {
-        // Against the capacity, so that the compiler drops `extend_from_slice`'s own
-        // check.
-        if data.len() < self.buf.capacity() - self.buf.len() {
-            self.buf.extend_from_slice(data);
-        } else {
-            self.push_slow(data);
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn push_slow(&mut self, mut data: &[u8]) {
-        self.buf.reserve(BUFFER.saturating_sub(self.buf.capacity()));
-        while !data.is_empty() {
-            let room = self.buf.capacity() - self.buf.len();
-            let (now, later) = data.split_at(room.min(data.len()));
-            self.buf.extend_from_slice(now);
-            data = later;
-            if self.buf.len() == self.buf.capacity() {
-                self.send();
-            }
-        }
-    }
-
-    /// Sends the full buffer to the writing thread, starting it if need be.
-    fn send(&mut self) {
-        if matches!(self.sink, Sink::Failed(_)) {
-            self.buf.clear();
-            return;
-        }
-        if let Err(e) = self.start() {
-            self.sink = Sink::Failed(e);
-            self.buf.clear();
-            return;
-        }
-        let Sink::Behind { full, empty, .. } = &self.sink else {
-            return;
-        };
-        let next = empty
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(BUFFER));
-        let buf = std::mem::replace(&mut self.buf, next);
-        if full.send(buf).is_err() {
-            // The thread stopped on an error: keep it.
-            let error = match std::mem::replace(&mut self.sink, Sink::Failed(stopped())) {
-                Sink::Behind { thread, .. } => join(thread).err().unwrap_or_else(stopped),
-                _ => stopped(),
-            };
-            self.sink = Sink::Failed(error);
-        }
-    }
-
-    /// Starts the writing thread, unless it runs already.
-    fn start(&mut self) -> io::Result<()> {
-        if !matches!(self.sink, Sink::Here(_)) {
-            return Ok(());
-        }
-        let Sink::Here(mut out) = std::mem::replace(&mut self.sink, Sink::Failed(stopped())) else {
-            unreachable!("matched above");
-        };
-        let (full, to_write) = sync_channel::<Vec<u8>>(2);
-        let (give_back, empty) = sync_channel::<Vec<u8>>(4);
-        let thread = std::thread::Builder::new()
-            .name("stage-writer".into())
-            .spawn(move || {
-                for mut buf in to_write {
-                    out.put(&buf)?;
-                    buf.clear();
-                    let _ = give_back.try_send(buf);
-                }
-                Ok(*out)
-            })?;
-        self.sink = Sink::Behind {
-            full,
-            empty,
-            thread,
-        };
-        Ok(())
-    }
-
-    /// Writes what is left, waits for the file to be on disk, and gives the payload's
-    /// size and checksum, or the first error writing met.
-    fn finish(mut self) -> io::Result<(u64, Checksum)> {
-        let buf = std::mem::take(&mut self.buf);
-        let out = match std::mem::replace(&mut self.sink, Sink::Failed(stopped())) {
-            Sink::Here(mut out) => {
-                out.put(&buf)?;
-                *out
-            }
-            Sink::Behind { full, thread, .. } => {
-                let sent = full.send(buf);
-                drop(full);
-                // The thread's own error, if it stopped on one, says more than ours.
-                let out = join(thread)?;
-                sent.map_err(|_| stopped())?;
-                out
-            }
-            Sink::Failed(e) => return Err(e),
-        };
-        out.file.sync_all()?;
-        Ok((out.bytes, out.hasher.finish()))
-    }
-}
-
-fn stopped() -> io::Error {
-    io::Error::other("the payload writer stopped")
-}
-
-fn join(thread: JoinHandle<io::Result<Output>>) -> io::Result<Output> {
-    thread
-        .join()
-        .map_err(|_| io::Error::other("the payload writer panicked"))?
-}
-
-impl Drop for PayloadWriter {
-    fn drop(&mut self) {
-        // An abandoned payload: stop the thread before its file is removed.
-        if let Sink::Behind { full, thread, .. } =
-            std::mem::replace(&mut self.sink, Sink::Failed(stopped()))
-        {
-            drop(full);
-            let _ = thread.join();
-        }
-    }
-}
-
-// Codecs write a field at a time from the user's crate: these must inline there.
-impl Write for PayloadWriter {
-    #[inline]
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.push(data);
-        Ok(data.len())
-    }
-
-    #[inline]
-    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        self.push(data);
-        Ok(())
-    }
-
-    /// Nothing to do: the payload reaches the disk when its entry is committed.
-    #[inline]
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Temporary files, which readers ignore, start with this.

@@ -1,0 +1,278 @@
+//! The writer a codec encodes a payload into: buffered, hashed and written on a thread of
+//! its own while the codec goes on encoding.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use crate::checksum::{Checksum, SegmentHasher};
+
+/// Where a codec writes a payload. Writes fill a buffer; each full buffer goes to a
+/// thread of its own that hashes it and writes it to the file while the codec goes on
+/// encoding. A payload that fits in one buffer never starts that thread.
+///
+/// Writes never fail: an error of the file or the thread is kept, later bytes are dropped,
+/// and the error is returned when the entry is committed. A codec's many small writes then
+/// compile to a copy and a length check, with no error path.
+#[derive(Debug)]
+pub struct PayloadWriter {
+    buf: Vec<u8>,
+    sink: Sink,
+}
+
+#[derive(Debug)]
+enum Sink {
+    /// Nothing sent yet: the file is here.
+    Here(Box<Output>),
+    /// Full buffers go to the writing thread; emptied ones come back.
+    Behind {
+        full: SyncSender<Vec<u8>>,
+        empty: Receiver<Vec<u8>>,
+        thread: JoinHandle<io::Result<Output>>,
+    },
+    /// Writing failed; later bytes are dropped.
+    Failed(io::Error),
+}
+
+/// The file a payload goes to, with what has been written to it.
+#[derive(Debug)]
+struct Output {
+    file: File,
+    hasher: SegmentHasher,
+    bytes: u64,
+}
+
+/// Bytes per buffer.
+const BUFFER: usize = 1 << 20;
+
+impl Output {
+    fn put(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all(data)?;
+        self.hasher.update(data);
+        self.bytes += data.len() as u64;
+        Ok(())
+    }
+}
+
+impl PayloadWriter {
+    pub(crate) fn new(file: File) -> PayloadWriter {
+        PayloadWriter {
+            buf: Vec::with_capacity(BUFFER),
+            sink: Sink::Here(Box::new(Output {
+                file,
+                hasher: SegmentHasher::new(),
+                bytes: 0,
+            })),
+        }
+    }
+
+    /// Appends `data` to the payload.
+    #[inline]
+    pub fn push(&mut self, data: &[u8]) {
+        // Against the capacity, so that the compiler drops `extend_from_slice`'s own
+        // check.
+        if data.len() < self.buf.capacity() - self.buf.len() {
+            self.buf.extend_from_slice(data);
+        } else {
+            self.push_slow(data);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_slow(&mut self, mut data: &[u8]) {
+        self.buf.reserve(BUFFER.saturating_sub(self.buf.capacity()));
+        while !data.is_empty() {
+            let room = self.buf.capacity() - self.buf.len();
+            let (now, later) = data.split_at(room.min(data.len()));
+            self.buf.extend_from_slice(now);
+            data = later;
+            if self.buf.len() == self.buf.capacity() {
+                self.send();
+            }
+        }
+    }
+
+    /// Sends the full buffer to the writing thread, starting it if need be.
+    fn send(&mut self) {
+        if matches!(self.sink, Sink::Failed(_)) {
+            self.buf.clear();
+            return;
+        }
+        if let Err(e) = self.start() {
+            self.sink = Sink::Failed(e);
+            self.buf.clear();
+            return;
+        }
+        let Sink::Behind { full, empty, .. } = &self.sink else {
+            return;
+        };
+        let next = empty
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BUFFER));
+        let buf = std::mem::replace(&mut self.buf, next);
+        if full.send(buf).is_err() {
+            // The thread stopped on an error: keep it.
+            let error = match std::mem::replace(&mut self.sink, Sink::Failed(stopped())) {
+                Sink::Behind { thread, .. } => join(thread).err().unwrap_or_else(stopped),
+                _ => stopped(),
+            };
+            self.sink = Sink::Failed(error);
+        }
+    }
+
+    /// Starts the writing thread, unless it runs already.
+    fn start(&mut self) -> io::Result<()> {
+        if !matches!(self.sink, Sink::Here(_)) {
+            return Ok(());
+        }
+        let Sink::Here(mut out) = std::mem::replace(&mut self.sink, Sink::Failed(stopped())) else {
+            unreachable!("matched above");
+        };
+        let (full, to_write) = sync_channel::<Vec<u8>>(2);
+        let (give_back, empty) = sync_channel::<Vec<u8>>(4);
+        let thread = std::thread::Builder::new()
+            .name("stage-writer".into())
+            .spawn(move || {
+                for mut buf in to_write {
+                    out.put(&buf)?;
+                    buf.clear();
+                    let _ = give_back.try_send(buf);
+                }
+                Ok(*out)
+            })?;
+        self.sink = Sink::Behind {
+            full,
+            empty,
+            thread,
+        };
+        Ok(())
+    }
+
+    /// Writes what is left, waits for the file to be on disk, and gives the payload's
+    /// size and checksum, or the first error writing met.
+    pub(crate) fn finish(mut self) -> io::Result<(u64, Checksum)> {
+        let buf = std::mem::take(&mut self.buf);
+        let out = match std::mem::replace(&mut self.sink, Sink::Failed(stopped())) {
+            Sink::Here(mut out) => {
+                out.put(&buf)?;
+                *out
+            }
+            Sink::Behind { full, thread, .. } => {
+                let sent = full.send(buf);
+                drop(full);
+                // The thread's own error, if it stopped on one, says more than ours.
+                let out = join(thread)?;
+                sent.map_err(|_| stopped())?;
+                out
+            }
+            Sink::Failed(e) => return Err(e),
+        };
+        out.file.sync_all()?;
+        Ok((out.bytes, out.hasher.finish()))
+    }
+}
+
+fn stopped() -> io::Error {
+    io::Error::other("the payload writer stopped")
+}
+
+fn join(thread: JoinHandle<io::Result<Output>>) -> io::Result<Output> {
+    thread
+        .join()
+        .map_err(|_| io::Error::other("the payload writer panicked"))?
+}
+
+impl Drop for PayloadWriter {
+    fn drop(&mut self) {
+        // An abandoned payload: stop the thread before its file is removed.
+        if let Sink::Behind { full, thread, .. } =
+            std::mem::replace(&mut self.sink, Sink::Failed(stopped()))
+        {
+            drop(full);
+            let _ = thread.join();
+        }
+    }
+}
+
+// Codecs write a field at a time from the user's crate: these must inline there.
+impl Write for PayloadWriter {
+    #[inline]
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.push(data);
+        Ok(data.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.push(data);
+        Ok(())
+    }
+
+    /// Nothing to do: the payload reaches the disk when its entry is committed.
+    #[inline]
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Digest;
+
+    fn written(pieces: &[&[u8]]) -> (Vec<u8>, u64, Checksum) {
+        let mut file = tempfile::tempfile().unwrap();
+        let mut w = PayloadWriter::new(file.try_clone().unwrap());
+        for piece in pieces {
+            w.write_all(piece).unwrap();
+        }
+        let (bytes, sum) = w.finish().unwrap();
+        let mut back = Vec::new();
+        io::Seek::rewind(&mut file).unwrap();
+        io::Read::read_to_end(&mut file, &mut back).unwrap();
+        (back, bytes, sum)
+    }
+
+    #[test]
+    fn small_and_large_writes_reach_the_file_in_order() {
+        let data: Vec<u8> = (0..3 * BUFFER + 12_345)
+            .map(|i| u8::try_from(i % 253).unwrap())
+            .collect();
+        let (small, rest) = data.split_at(BUFFER - 3);
+        let (large, tail) = rest.split_at(2 * BUFFER + 7);
+        let mut pieces: Vec<&[u8]> = small.chunks(1000).collect();
+        pieces.push(large);
+        pieces.extend(tail.chunks(1));
+        let (back, bytes, sum) = written(&pieces);
+        assert_eq!(back, data);
+        assert_eq!(bytes, data.len() as u64);
+        assert_eq!(sum.blake3, Digest::of(&data));
+        assert_eq!(sum.segments.len(), data.len().div_ceil(1 << 20));
+    }
+
+    #[test]
+    fn a_payload_in_one_buffer_is_written_without_a_thread() {
+        let (back, bytes, sum) = written(&[b"one", b"two"]);
+        assert_eq!(back, b"onetwo");
+        assert_eq!(bytes, 6);
+        assert_eq!(sum.blake3, Digest::of(b"onetwo"));
+        assert!(sum.segments.is_empty());
+        let (back, _, sum) = written(&[]);
+        assert!(back.is_empty());
+        assert_eq!(sum.blake3, Digest::of(b""));
+    }
+
+    #[test]
+    fn a_write_error_is_returned_when_the_payload_is_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("payload");
+        File::create(&path).unwrap();
+        let mut w = PayloadWriter::new(File::open(&path).unwrap());
+        for _ in 0..3 {
+            w.write_all(&vec![7; BUFFER]).unwrap();
+        }
+        assert!(w.finish().is_err());
+    }
+}
