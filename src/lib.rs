@@ -100,8 +100,8 @@ pub use parquet;
 pub mod __private {
     pub use stage_core::track::{Tracked, info_of as track_info_of};
     pub use stage_core::{
-        AncestorInfo, Bincode, BoxError, Digest, Inputs, Memory, Params, Parquet, Plan, RawArg,
-        RawInfo, Registered, Stage, StageInfo, TrackInfo, body_result, call, info_of, inventory,
-        output_is,
+        AncestorInfo, AsStage, Bincode, BoxError, Digest, Inputs, Memory, Params, Parquet, Plan,
+        RawArg, RawInfo, Registered, Stage, StageInfo, TrackInfo, body_result, call, info_of,
+        inventory, output_is,
     };
 }

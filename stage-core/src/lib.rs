@@ -34,8 +34,8 @@ pub use raw::StatIndex;
 pub use run::{call, key};
 pub use runlog::{RUNS_DIR, RunRecord, UsedKey};
 pub use stage::{
-    ByValue, File, Inputs, OutputIs, Param, Params, Plan, RawArg, Stage, body_result, info_of,
-    output_is,
+    AsStage, ByValue, File, Inputs, OutputIs, Param, Params, Plan, RawArg, Stage, body_result,
+    info_of, output_is,
 };
 pub use store::{Entry, KeyLock, LocalStore, LockAttempt, decode_meta, encode_meta};
 

@@ -47,6 +47,19 @@ pub trait Stage: 'static {
     fn compute(args: Self::Args, inputs: &Inputs<'_>) -> Result<Self::Output, BoxError>;
 }
 
+/// Names a stage in type position only: generated code writes `<path as AsStage>::Stage`
+/// where it needs the stage `path` as a generic argument, so that a path naming a plain
+/// function gives one error ("expected type, found function") instead of two.
+#[doc(hidden)]
+pub trait AsStage {
+    /// The stage itself.
+    type Stage: Stage;
+}
+
+impl<S: Stage> AsStage for S {
+    type Stage = S;
+}
+
 /// The static description of stage `S`, as a function pointer for [`StageInfo`] tables.
 #[must_use]
 pub fn info_of<S: Stage>() -> &'static StageInfo {

@@ -86,7 +86,9 @@ fn inputs(model: &Model) -> TokenStream {
                     }
                     other => other.to_token_stream(),
                 });
-                Some(quote_spanned!(path.span()=> __stage_cx.ancestor::<#path>(#param, (#(#args,)*))?;))
+                Some(quote_spanned!(path.span()=>
+                    __stage_cx.ancestor::<<#path as ::stage::__private::AsStage>::Stage>(#param, (#(#args,)*))?;
+                ))
             }
         }
     });
@@ -176,7 +178,7 @@ fn info(model: &Model, hash: [u8; 32]) -> TokenStream {
             let args = quote!(#(#args),*).to_string();
             Some(quote!(::stage::__private::AncestorInfo {
                 param: #param,
-                stage: ::stage::__private::info_of::<#path>,
+                stage: ::stage::__private::info_of::<<#path as ::stage::__private::AsStage>::Stage>,
                 args: #args,
             }))
         }
