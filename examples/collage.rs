@@ -109,7 +109,14 @@ fn main() -> Result<(), stage::Error> {
         image.width,
         image.pixels.len() / image.width
     );
-    println!("computed: {}", log.computed().join(", "));
-    println!("loaded:   {}", log.loaded().join(", "));
+    let list = |names: Vec<&str>| {
+        if names.is_empty() {
+            "nothing".to_owned()
+        } else {
+            names.join(", ")
+        }
+    };
+    println!("computed: {}", list(log.computed()));
+    println!("loaded:   {}", list(log.loaded()));
     Ok(())
 }
