@@ -3,8 +3,37 @@
 #[doc(inline)]
 pub use stage_core::{
     Config, Digest, Error, Event, File, Graph, GraphNode, Outcome, Reason, RunLog, State, explain,
-    graph, observe, stages,
+    observe, stages,
 };
+
+/// The graph of a call of `S` with `args`: every stage it reaches, with its key and whether
+/// it would run and why; nothing is computed and no cached value is read.
+///
+/// ```
+/// use stage::stage;
+///
+/// #[stage(cache = bincode)]
+/// fn numbers(n: u32) -> Vec<u32> { (0..n).collect() }
+///
+/// #[stage(xs = numbers(3))]
+/// fn total(xs: &Vec<u32>) -> u32 { xs.iter().sum() }
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// stage::Config::from_env().dir(dir.path()).scope(|| {
+///     let graph = stage::graph::<total>(()).unwrap();
+///     assert_eq!(graph.would_run().len(), 2);
+///     assert!(graph.to_dot().contains("numbers"));
+///     total().unwrap();
+///     let graph = stage::graph::<total>(()).unwrap();
+///     assert_eq!(graph.would_run().len(), 1); // `total` is memory-only
+/// });
+/// ```
+///
+/// # Errors
+/// When a raw input cannot be read or the stages form a cycle.
+pub fn graph<S: inspect::Stage>(args: S::Args) -> Result<Graph, Error> {
+    stage_core::graph::<S>(args)
+}
 
 /// The [`#[stage]`](macro@stage) attribute: turns a function into a cached pipeline stage.
 ///

@@ -12,27 +12,7 @@ use crate::run::{Planner, store_of};
 use crate::stage::Stage;
 use crate::{Digest, Error};
 
-/// The stages reachable from one call, with their keys and states.
-///
-/// ```ignore
-/// use stage::stage;
-///
-/// #[stage(cache = bincode)]
-/// fn numbers(n: u32) -> Vec<u32> { (0..n).collect() }
-///
-/// #[stage(xs = numbers(3))]
-/// fn total(xs: &Vec<u32>) -> u32 { xs.iter().sum() }
-///
-/// let dir = tempfile::tempdir().unwrap();
-/// stage::Config::from_env().dir(dir.path()).scope(|| {
-///     let graph = stage::graph::<total>(()).unwrap();
-///     assert_eq!(graph.would_run().len(), 2);
-///     assert!(graph.to_dot().contains("numbers"));
-///     total().unwrap();
-///     let graph = stage::graph::<total>(()).unwrap();
-///     assert_eq!(graph.would_run().len(), 1); // `total` is memory-only
-/// });
-/// ```
+/// The stages reachable from one call, with their keys and states: see [`graph`].
 #[derive(Debug, Clone, Serialize)]
 pub struct Graph {
     /// The stages, ancestors before descendants; the last is the one called.
