@@ -109,14 +109,6 @@ fn main() -> Result<(), stage::Error> {
         image.width,
         image.pixels.len() / image.width
     );
-    let list = |names: Vec<&str>| {
-        if names.is_empty() {
-            "nothing".to_owned()
-        } else {
-            names.join(", ")
-        }
-    };
-    println!("computed: {}", list(log.computed()));
-    println!("loaded:   {}", list(log.loaded()));
+    print!("{log}");
     Ok(())
 }

@@ -68,14 +68,6 @@ fn main() -> Result<(), stage::Error> {
         result.num_columns(),
         columns.join(", ")
     );
-    let list = |names: Vec<&str>| {
-        if names.is_empty() {
-            "nothing".to_owned()
-        } else {
-            names.join(", ")
-        }
-    };
-    println!("computed: {}", list(log.computed()));
-    println!("loaded:   {}", list(log.loaded()));
+    print!("{log}");
     Ok(())
 }

@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cargo run --example quickstart   # computes every stage
-//! cargo run --example quickstart   # reads them back from .stage/
+//! cargo run --example quickstart   # reads `summary` back from .stage/; touches nothing before it
 //! ```
 //!
 //! Then edit `examples/data/trips.csv` or a stage's body and run it again: only what the
@@ -106,19 +106,8 @@ fn report(s: &Summary) -> String {
 fn main() -> Result<(), stage::Error> {
     let (text, log) = stage::observe(report);
     println!("{}", text?);
-    for name in log.computed() {
-        let reason = log
-            .reason(name)
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        println!("  computed  {name:<8} ({reason})");
-    }
-    for name in log.loaded() {
-        println!(
-            "  loaded    {name:<8} (from {})",
-            stage::Config::current().cache_dir().display()
-        );
-    }
+    print!("{log}");
+    println!("cache: {}", stage::Config::current().cache_dir().display());
     println!(
         "run again: what is cached is read back; edit examples/data/trips.csv or a stage to see what recomputes"
     );

@@ -208,6 +208,35 @@ impl RunLog {
     }
 }
 
+/// One line per stage, in order: `computed  <name>  (<reason>)`, `loaded    <name>`, or
+/// `not saved <name>  (<warning>)`; nothing when no stage was called.
+///
+/// ```
+/// let ((), log) = stage_core::observe(|| ());
+/// assert_eq!(log.to_string(), "");
+/// ```
+impl std::fmt::Display for RunLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let width = self
+            .events
+            .iter()
+            .map(|e| short_name(&e.stage).len())
+            .max()
+            .unwrap_or(0);
+        for e in &self.events {
+            let name = short_name(&e.stage);
+            match &e.outcome {
+                Outcome::Computed(reason) => writeln!(f, "computed  {name:<width$}  ({reason})")?,
+                Outcome::Loaded => writeln!(f, "loaded    {name}")?,
+                Outcome::NotSaved(warning) => {
+                    writeln!(f, "not saved {name:<width$}  ({warning})")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn short_name(path: &str) -> &str {
     path.rsplit("::").next().unwrap_or(path)
 }
@@ -286,6 +315,28 @@ mod tests {
         assert_eq!(seen.cache_dir(), Path::new("/tmp/somewhere"));
         assert_eq!(seen.max_jobs(), 3);
         assert_eq!(Config::current(), outside);
+    }
+
+    #[test]
+    fn a_run_log_prints_one_line_per_stage() {
+        let event = |stage: &str, outcome| Event {
+            stage: stage.to_owned(),
+            key: crate::Digest::of(stage.as_bytes()),
+            outcome,
+        };
+        let log = RunLog {
+            events: vec![
+                event("app::load", Outcome::Loaded),
+                event("app::clean", Outcome::Computed(crate::Reason::Code)),
+                event("app::report", Outcome::NotSaved("disk full".to_owned())),
+            ],
+        };
+        assert_eq!(
+            log.to_string(),
+            "loaded    load\n\
+             computed  clean   (code changed)\n\
+             not saved report  (disk full)\n"
+        );
     }
 
     #[test]
