@@ -23,7 +23,7 @@ const SEGMENT: u64 = 1 << 20;
 /// small (64 KiB of hex at most).
 const MAX_SEGMENTS: usize = 1024;
 
-/// What an entry keeps to check its payload.
+/// What writing a payload gives, for its entry to keep: how a reader checks it later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Checksum {
     /// blake3 of the whole payload.
@@ -217,21 +217,23 @@ impl Segments {
 /// small.
 const AHEAD: usize = 3;
 
-/// Starts checking the `len`-byte payload `file` against `sum` on a thread of `scope`; the
-/// decoder takes the checked segments from what this returns. `None` when the payload is
-/// not kept in segments (one segment, or written before segments were kept).
+/// Starts checking the `len`-byte payload `file` against its `blake3` and `segments` on a
+/// thread of `scope`; the decoder takes the checked segments from what this returns.
+/// `None` when the payload is not kept in segments (one segment, or written before
+/// segments were kept), or when `segments` cannot cut `len` bytes.
 pub(crate) fn check_segments<'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     mut file: impl Read + Send + 'scope,
     len: u64,
-    sum: &'scope Checksum,
+    blake3: Digest,
+    segments: &[Digest],
 ) -> Option<Segments> {
-    let cvs: Vec<ChainingValue> = sum.segments.iter().map(|d| d.0).collect();
+    let cvs: Vec<ChainingValue> = segments.iter().map(|d| d.0).collect();
     let seg = segment_len(len, cvs.len()).filter(|_| cvs.len() > 1)?;
     let (to_decoder, checked) = sync_channel(AHEAD);
     let (spare, spares) = sync_channel::<Vec<u8>>(AHEAD + 2);
     scope.spawn(move || {
-        if root(&cvs, seg, len) != Some(sum.blake3) {
+        if root(&cvs, seg, len) != Some(blake3) {
             let _ = to_decoder.send(Err(Damaged));
             return;
         }
@@ -263,11 +265,11 @@ pub(crate) fn check_segments<'scope>(
     })
 }
 
-/// Checks a whole payload against `sum` at once, hashing on every core.
-pub(crate) fn matches(payload: &[u8], sum: &Checksum) -> bool {
+/// Checks a whole payload against its `blake3` at once, hashing on every core.
+pub(crate) fn matches(payload: &[u8], blake3: Digest) -> bool {
     let mut hasher = blake3::Hasher::new();
     hasher.update_rayon(payload);
-    Digest::from(hasher.finalize()) == sum.blake3
+    Digest::from(hasher.finalize()) == blake3
 }
 
 #[cfg(test)]
@@ -317,7 +319,8 @@ mod tests {
     /// The segments `check_segments` hands out for `data`, or where it stopped.
     fn read_back(data: &[u8], sum: &Checksum) -> Result<Vec<Vec<u8>>, (usize, Damaged)> {
         std::thread::scope(|s| {
-            let mut segments = check_segments(s, data, data.len() as u64, sum).unwrap();
+            let mut segments =
+                check_segments(s, data, data.len() as u64, sum.blake3, &sum.segments).unwrap();
             let mut out = Vec::new();
             loop {
                 match segments.next_checked() {
@@ -352,7 +355,8 @@ mod tests {
         let mut short = sum.clone();
         short.segments.pop();
         std::thread::scope(|s| {
-            assert!(check_segments(s, &data[..], data.len() as u64, &short).is_none());
+            let len = data.len() as u64;
+            assert!(check_segments(s, &data[..], len, short.blake3, &short.segments).is_none());
         });
     }
 

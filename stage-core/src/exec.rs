@@ -316,9 +316,8 @@ impl Exec<'_> {
         // The payload is read and checked a segment at a time on a thread of its own,
         // a few segments ahead of the decoder.
         let file = self.store.open_payload(&node.path, entry)?;
-        let sum = entry.checksum();
         std::thread::scope(|s| {
-            let segments = check_segments(s, file, entry.bytes, &sum)
+            let segments = check_segments(s, file, entry.bytes, entry.blake3, &entry.segments)
                 .ok_or("payload segments differ from its metadata")?;
             guarded(|| node.erased.decode_segments(segments))
         })

@@ -17,7 +17,6 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::checksum::Checksum;
 use crate::ingredients::{FORMAT, Ingredients};
 use crate::payload::PayloadWriter;
 use crate::{BoxError, Digest};
@@ -48,14 +47,6 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// What the payload is checked against.
-    pub(crate) fn checksum(&self) -> Checksum {
-        Checksum {
-            blake3: self.blake3,
-            segments: self.segments.clone(),
-        }
-    }
-
     /// The payload at `path`, whole and checked against this entry's size and blake3.
     ///
     /// # Errors
@@ -65,7 +56,7 @@ impl Entry {
         let mut buf = Vec::with_capacity(usize::try_from(self.bytes).unwrap_or(0));
         file.read_to_end(&mut buf)?;
         self.check_size(buf.len() as u64)?;
-        if !crate::checksum::matches(&buf, &self.checksum()) {
+        if !crate::checksum::matches(&buf, self.blake3) {
             return Err(damaged("payload checksum differs from its metadata".into()));
         }
         Ok(Bytes::from(buf))

@@ -308,7 +308,8 @@ mod tests {
         assert!(sum.segments.len() > 1, "{len} bytes make one segment");
         file.rewind().unwrap();
         std::thread::scope(|s| {
-            let segments = crate::checksum::check_segments(s, file, len, &sum).unwrap();
+            let segments =
+                crate::checksum::check_segments(s, file, len, sum.blake3, &sum.segments).unwrap();
             <Bincode as Codec<T>>::decode_segments(segments).unwrap()
         })
     }
