@@ -2,8 +2,8 @@
 
 #[doc(inline)]
 pub use stage_core::{
-    Config, Digest, Error, Event, File, Graph, GraphNode, Outcome, Reason, RunLog, State, explain,
-    observe, stages,
+    Change, Config, Digest, Error, Event, File, Graph, GraphNode, Outcome, ParquetCompression,
+    Reason, RunLog, State, explain, observe, stages,
 };
 
 /// The graph of a call of `S` with `args`: every stage it reaches, with its key and whether

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use stage::arrow::array::{Array, Int64Array, StringArray};
 use stage::arrow::datatypes::{DataType, Field, Schema};
 use stage::arrow::record_batch::RecordBatch;
-use stage::{Config, RunLog, stage};
+use stage::{Change, Config, Reason, RunLog, stage};
 
 /// Runs `f` against the cache in `dir` and returns its result and what it did.
 fn run<R>(dir: &Path, f: impl FnOnce() -> R) -> (R, RunLog) {
@@ -78,7 +78,7 @@ fn cold_then_warm_then_parameter_then_input() {
     assert_eq!(sorted(log.loaded()), ["count", "parsed"]);
     assert_eq!(
         log.reason("sum"),
-        Some(&stage::Reason::Param("scale".into()))
+        Some(&Reason::changed(Change::Param("scale".into())))
     );
 
     raw_file("numbers.txt", "1 2 3 4 5");
@@ -87,16 +87,13 @@ fn cold_then_warm_then_parameter_then_input() {
     assert_eq!(sorted(log.computed()), ["count", "parsed", "report", "sum"]);
     assert_eq!(
         log.reason("parsed"),
-        Some(&stage::Reason::Input(
+        Some(&Reason::changed(Change::Input(
             "target/stage-test-inputs/numbers.txt".into()
-        ))
+        )))
     );
     assert_eq!(
         log.reason("count"),
-        Some(&stage::Reason::Ancestor(format!(
-            "{}::parsed",
-            module_path!()
-        )))
+        Some(&Reason::changed(Change::Ancestor("parsed".into())))
     );
 }
 

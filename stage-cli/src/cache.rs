@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use stage_core::{Digest, Entry, RUNS_DIR, RunRecord, decode_meta};
+use stage_core::{Digest, Entry, META_SUFFIX, RUNS_DIR, RunRecord, decode_meta};
 
 /// An intact entry and where it lives.
 pub struct Found {
@@ -28,7 +28,8 @@ impl Found {
 
     /// The lock file of this entry.
     pub fn lock_path(&self) -> PathBuf {
-        self.meta_path.with_extension("lock")
+        self.meta_path
+            .with_file_name(format!("{}.lock", self.entry.key.to_hex()))
     }
 }
 
@@ -94,7 +95,7 @@ impl Cache {
                     .ok()
                     .map_or(0, |t| now.saturating_sub(ms(t)));
                 self.temporaries.push((path, age));
-            } else if has_extension(&path, "json") {
+            } else if name.ends_with(META_SUFFIX) {
                 match fs::read(&path).ok().and_then(|b| decode_meta(&b)) {
                     Some(entry) => {
                         referenced.push(entry.payload.clone());

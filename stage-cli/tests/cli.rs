@@ -140,7 +140,9 @@ fn verify_finds_exactly_the_damaged_entries_and_removes_them() {
     let garbled = metas
         .iter()
         .find(|m| {
-            !m.with_extension("bin").starts_with(&bins[0]) && m.with_extension("parquet").exists()
+            let name = m.file_name().unwrap().to_string_lossy();
+            let key = name.trim_end_matches(".meta.json");
+            m.with_file_name(format!("{key}.parquet")).exists()
         })
         .unwrap();
     fs::write(garbled, b"{not json").unwrap();

@@ -34,7 +34,7 @@ pub enum Error {
     Input {
         /// The stage's path.
         stage: String,
-        /// The input's path, as written in the attribute or given at run time.
+        /// The path that was tried: absolute, resolved against the data folder.
         path: PathBuf,
         /// Why it could not be read.
         #[source]
@@ -50,6 +50,17 @@ pub enum Error {
         /// Why it could not be encoded.
         #[source]
         source: BoxError,
+    },
+    /// A key was asked for before it can be known: it depends on the output of an ancestor
+    /// that is not cached.
+    #[error(
+        "the key of stage `{stage}` depends on the output of `{ancestor}`, which is not cached yet"
+    )]
+    Pending {
+        /// The stage whose key was asked for.
+        stage: String,
+        /// The ancestor whose output is not known.
+        ancestor: String,
     },
     /// The stages depend on each other in a cycle.
     #[error("stages depend on each other in a cycle: {}", stages.join(" -> "))]
@@ -79,9 +90,18 @@ impl Error {
             | Error::Panic { stage, .. }
             | Error::Input { stage, .. }
             | Error::Param { stage, .. }
-            | Error::Save { stage, .. } => Some(stage),
+            | Error::Save { stage, .. }
+            | Error::Pending { stage, .. } => Some(stage),
             Error::Cycle { .. } => None,
         }
+    }
+}
+
+/// A warning: to `tracing` when a subscriber is installed, else to standard error.
+pub(crate) fn warn(message: &str) {
+    tracing::warn!("{message}");
+    if !tracing::dispatcher::has_been_set() {
+        eprintln!("warning: {message}");
     }
 }
 

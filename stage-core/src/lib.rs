@@ -1,43 +1,42 @@
-//! Runtime of the [`stage`](https://docs.rs/stage) crate: keys, codecs, the local store
-//! and the run context that `#[stage]` wrappers call into.
+//! Runtime of the [`stage`](https://docs.rs/stage) crate.
 //!
 //! Users depend on the `stage` facade, which re-exports what they need from here; the
-//! generated code reaches this crate through `stage::__private`.
+//! generated code reaches this crate through `stage::__private`. The modules follow the
+//! way a call goes, and import only downwards:
+//!
+//! - `run`: plan a call's keys, then load or compute what it needs; the run log, the
+//!   graph, the contexts generated code talks to;
+//! - `store`: where entries live, written atomically and checked before they are read;
+//! - `codec`: how a value becomes a payload and back;
+//! - `key`: what a key is made of: digests, canonical bytes, raw inputs, reasons.
 
-mod canonical;
-mod checksum;
 mod codec;
 mod config;
-mod digest;
 mod error;
-mod exec;
-mod graph;
-mod info;
-mod ingredients;
-mod payload;
-mod raw;
+mod key;
 mod run;
-mod runlog;
-mod stage;
 mod store;
 
-pub use checksum::{Damaged, Segments};
-pub use codec::{Bincode, BincodeData, Codec, Memory, Parquet, ParquetData};
-pub use config::{Config, Event, Outcome, RunLog, observe};
-pub use digest::{Digest, ParseDigestError};
-pub use error::{BoxError, Error};
-pub use graph::{Graph, Node as GraphNode, State, explain, graph};
-pub use info::{AncestorInfo, RawInfo, StageInfo, TrackInfo};
-pub use ingredients::{Ancestor, FORMAT, Ingredients, Input, Named, Param as ParamPart, Reason};
-pub use payload::PayloadWriter;
-pub use raw::StatIndex;
-pub use run::{call, key};
-pub use runlog::{RUNS_DIR, RunRecord, UsedKey};
-pub use stage::{
-    AsStage, ByValue, File, Inputs, OutputIs, Param, Params, Plan, RawArg, Stage, body_result,
-    info_of, output_is,
+pub use codec::{
+    Bincode, BincodeData, Codec, Damaged, Memory, Parquet, ParquetData, Payload, PayloadReader,
+    Reads, Segments,
 };
-pub use store::{Entry, KeyLock, LocalStore, LockAttempt, decode_meta, encode_meta};
+pub use config::{Config, ParquetCompression};
+pub use error::{BoxError, Error};
+pub use key::{
+    Ancestor, Change, Digest, FORMAT, Ingredients, Input, Named, Param as ParamPart,
+    ParseDigestError, Reason, StatIndex,
+};
+pub use run::{
+    AncestorInfo, AsStage, ByValue, Event, File, Graph, GraphNode, Inputs, Outcome, OutputIs,
+    Param, Params, Plan, RUNS_DIR, RawArg, RawInfo, RunLog, RunRecord, Stage, StageInfo, State,
+    TrackInfo, UsedKey, body_result, call, explain, graph, info_of, key, observe, output_is,
+};
+pub use store::{
+    Entry, KeyLock, Listed, LocalStore, LockAttempt, META_SUFFIX, PayloadWriter, Put, Store,
+    StoreError, WriteError, decode_meta, encode_meta, meta_format, meta_name, stage_folder,
+    stage_of_folder,
+};
 
 /// A stage compiled into this program, registered by `#[stage]`.
 #[doc(hidden)]
@@ -66,13 +65,13 @@ pub use inventory;
 pub mod track {
     use crate::TrackInfo;
 
-    /// A helper marked `#[stage::track]`.
+    /// An item marked `#[stage::track]`.
     pub trait Tracked: 'static {
-        /// The helper's static description.
+        /// The item's static description.
         const INFO: &'static TrackInfo;
     }
 
-    /// The description of helper `T`, as a function pointer.
+    /// The description of tracked item `T`, as a function pointer.
     #[must_use]
     pub fn info_of<T: Tracked>() -> &'static TrackInfo {
         T::INFO

@@ -16,7 +16,7 @@ use proptest::sample::Index;
 use proptest::test_runner::{RngSeed, TestRunner};
 use stage_core::{
     Ancestor, Bincode, Codec, Digest, Entry, FORMAT, Ingredients, Input, Named, ParamPart, Parquet,
-    decode_meta, encode_meta,
+    Payload, decode_meta, encode_meta,
 };
 
 /// A fixed seed for every property: a failure repeats on every run and machine.
@@ -49,8 +49,15 @@ fn ingredients() -> impl Strategy<Value = Ingredients> {
         (text(), digest(), text()).prop_map(|(name, hash, value)| ParamPart { name, hash, value });
     let input =
         (text(), text(), digest()).prop_map(|(param, path, hash)| Input { param, path, hash });
-    let ancestor =
-        (text(), text(), digest()).prop_map(|(param, stage, key)| Ancestor { param, stage, key });
+    let ancestor = (text(), text(), text(), digest(), digest()).prop_map(
+        |(param, stage, name, key, output)| Ancestor {
+            param,
+            stage,
+            name,
+            key,
+            output,
+        },
+    );
     (
         (
             any::<u32>(),
@@ -211,17 +218,19 @@ proptest! {
 fn bincode_decode<T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static>(
     bytes: &[u8],
 ) -> Result<T, stage_core::BoxError> {
-    <Bincode as Codec<T>>::decode(Bytes::copy_from_slice(bytes))
+    <Bincode as Codec<T>>::decode(Payload::unchecked(Bytes::copy_from_slice(bytes)))
 }
 
 fn bincode_encode<T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static>(
     value: &T,
 ) -> Vec<u8> {
-    <Bincode as Codec<T>>::encode(value, Vec::new()).unwrap()
+    let mut out = Vec::new();
+    <Bincode as Codec<T>>::encode(value, &mut out, "").unwrap();
+    out
 }
 
 fn parquet_decode(bytes: &[u8]) -> Result<RecordBatch, stage_core::BoxError> {
-    <Parquet as Codec<RecordBatch>>::decode(Bytes::copy_from_slice(bytes))
+    <Parquet as Codec<RecordBatch>>::decode(Payload::unchecked(Bytes::copy_from_slice(bytes)))
 }
 
 /// A small batch with several column types, nulls and a nested list.
@@ -263,7 +272,9 @@ fn batch(rows: usize, seed: i64) -> RecordBatch {
 }
 
 fn parquet_file(rows: usize, seed: i64) -> Vec<u8> {
-    <Parquet as Codec<RecordBatch>>::encode(&batch(rows, seed), Vec::new()).unwrap()
+    let mut out = Vec::new();
+    <Parquet as Codec<RecordBatch>>::encode(&batch(rows, seed), &mut out, "snappy").unwrap();
+    out
 }
 
 /// A damage to a valid file: bytes overwritten, or the file cut short.

@@ -111,13 +111,18 @@ fn compute(model: &Model) -> TokenStream {
     body_fn.sig.ident = Ident::new("__stage_body", Span::call_site());
     body_fn.vis = syn::Visibility::Inherited;
     let mut ancestor = 0usize;
+    let mut raw = 0usize;
     let bindings = model.params.iter().filter_map(|p| {
         let (ident, ty) = (&p.ident, &p.ty);
         match &p.source {
             Source::Free => None,
-            Source::Raw(lit) => Some(quote_spanned!(ty.span()=>
-                let #ident: #ty = <#ty as ::stage::__private::RawArg>::from_raw(#lit);
-            )),
+            Source::Raw(_) => {
+                let i = raw;
+                raw += 1;
+                Some(quote_spanned!(ty.span()=>
+                    let #ident: #ty = __stage_inputs.raw::<#ty>(#i)?;
+                ))
+            }
             Source::Ancestor { path, by_ref, .. } => {
                 let i = ancestor;
                 ancestor += 1;

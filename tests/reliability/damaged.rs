@@ -295,10 +295,10 @@ fn damage(
         }
         "older format version" => {
             let text = String::from_utf8(meta_bytes).unwrap();
-            assert!(text.starts_with(r#"{"format":1,"#), "{text}");
+            assert!(text.starts_with(r#"{"format":2,"#), "{text}");
             fs::write(
                 &meta,
-                text.replacen(r#"{"format":1,"#, r#"{"format":0,"#, 1),
+                text.replacen(r#"{"format":2,"#, r#"{"format":1,"#, 1),
             )
             .unwrap();
         }

@@ -225,7 +225,7 @@ fn entry_files(dir: &Path, stage: &str, key: &Digest, extension: &str) -> (PathB
     let folder = LocalStore::new(dir).stage_dir(stage);
     (
         folder.join(format!("{}.{extension}", key.to_hex())),
-        folder.join(format!("{}.json", key.to_hex())),
+        folder.join(format!("{}.meta.json", key.to_hex())),
     )
 }
 

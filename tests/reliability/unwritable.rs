@@ -283,10 +283,10 @@ fn an_entry_of_another_format_version_is_a_miss_not_an_error() {
         .unwrap();
     let (_, meta) = entry_files(cache, &stage_path!("fault_values"), &key, "bin");
     let mut outcomes = Vec::new();
-    for other in [0, 2, 99] {
+    for other in [0, 1, 99] {
         let text = fs::read_to_string(&meta).unwrap();
-        assert!(text.starts_with(r#"{"format":1,"#), "{text}");
-        let edited = text.replacen(r#"{"format":1,"#, &format!(r#"{{"format":{other},"#), 1);
+        assert!(text.starts_with(r#"{"format":2,"#), "{text}");
+        let edited = text.replacen(r#"{"format":2,"#, &format!(r#"{{"format":{other},"#), 1);
         // The checksum covers the entry part only: the edited file is intact but for its
         // format, so the format alone makes it a miss.
         let parsed: RawMeta<'_> = serde_json::from_str(&edited).unwrap();
@@ -316,7 +316,7 @@ fn an_entry_of_another_format_version_is_a_miss_not_an_error() {
         assert!(
             fs::read_to_string(&meta)
                 .unwrap()
-                .starts_with(r#"{"format":1,"#),
+                .starts_with(r#"{"format":2,"#),
             "not replaced"
         );
         assert_eq!(seen(&run(cache, || fault_values(7)).1), Seen::Loaded);

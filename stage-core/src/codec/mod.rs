@@ -1,84 +1,104 @@
-//! How a stage's output becomes bytes in the cache and back.
+//! How a stage's output becomes bytes in the cache and back: the [`Codec`] trait, the
+//! built-in formats, and the [`Payload`] a decoder is handed.
 
 use std::io::Write;
 
-use bytes::Bytes;
+use crate::config::Config;
+use crate::{BoxError, Digest};
 
-use crate::BoxError;
-use crate::checksum::Segments;
+mod bincode;
+mod parquet;
+mod payload;
 
-mod bincode_codec;
-mod parquet_codec;
+pub use bincode::BincodeData;
+pub use parquet::ParquetData;
+pub use payload::{Damaged, Payload, PayloadReader, Reads, Segments};
 
-pub use bincode_codec::BincodeData;
-pub use parquet_codec::ParquetData;
-
-/// A way to keep values of type `T` in the cache.
+/// A way to keep values of type `T` in the cache: `cache = path::ToYourCodec` in
+/// `#[stage]` names a type that implements it for the stage's output.
 ///
-/// `ID` names the format and its version (`parquet/1`); it is part of every key, so a
-/// change of format or of its settings never reads an entry written the other way.
+/// [`Codec::ID`] names the format and its version, and [`Codec::settings`] the options new
+/// entries are written with; both are part of every key, so an entry is never read back
+/// as if it had been written another way. Change the `ID` when the bytes your codec writes
+/// change.
+///
+/// A payload reaches [`Codec::decode`] only after its bytes were checked against the
+/// checksum recorded when it was written. Decoding bytes of any other origin
+/// ([`Payload::unchecked`]) must give an error, never a panic.
+///
+/// ```
+/// use std::io::Write;
+/// use stage_core::{BoxError, Codec, Payload};
+///
+/// /// Lines of text, one value per line.
+/// struct Lines;
+///
+/// impl Codec<Vec<String>> for Lines {
+///     const ID: &'static str = "lines/1";
+///     const EXTENSION: &'static str = "txt";
+///
+///     fn encode<W: Write + Send>(value: &Vec<String>, out: &mut W, _: &str) -> Result<(), BoxError> {
+///         for line in value {
+///             writeln!(out, "{line}")?;
+///         }
+///         Ok(())
+///     }
+///
+///     fn decode(payload: Payload) -> Result<Vec<String>, BoxError> {
+///         let text = String::from_utf8(payload.into_bytes()?.to_vec())?;
+///         Ok(text.lines().map(str::to_owned).collect())
+///     }
+/// }
+///
+/// let mut bytes = Vec::new();
+/// Lines::encode(&vec!["a".to_owned(), "b".to_owned()], &mut bytes, "").unwrap();
+/// assert_eq!(Lines::decode(Payload::unchecked(bytes)).unwrap(), ["a", "b"]);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot keep a `{T}` in the cache",
+    label = "this codec does not implement `stage::Codec<{T}>`",
+    note = "a codec for a stage's output implements `stage::Codec<Output>`; the built-in ones are `parquet`, `arrow`, `bincode` and `memory`"
+)]
 pub trait Codec<T>: 'static {
-    /// Format name and version, part of the key.
+    /// Format name and version (`parquet/1`), part of every key.
     const ID: &'static str;
-    /// File extension of payloads.
+    /// File extension of payloads (without a dot).
     const EXTENSION: &'static str;
     /// `false` for values kept in memory only.
     const PERSISTENT: bool = true;
+    /// How [`Codec::decode`] prefers to read a payload.
+    const READS: Reads = Reads::Whole;
 
-    /// Writes `value` to `out`, streaming where the format allows, and gives `out` back.
-    ///
-    /// # Errors
-    /// When the value cannot be encoded or `out` fails.
-    fn encode<W: Write + Send>(value: &T, out: W) -> Result<W, BoxError>;
-
-    /// The settings new entries are written with (a compression, say), when the format has
-    /// any: part of the key with [`Codec::ID`], so that an entry is never read back as if
-    /// written another way.
+    /// The settings new entries are written with, chosen from the configuration (a
+    /// compression, say); part of the key with [`Codec::ID`], and handed to
+    /// [`Codec::encode`], so the key always says how the payload was written.
     #[must_use]
-    fn settings() -> &'static str {
-        ""
+    fn settings(config: &Config) -> String {
+        let _ = config;
+        String::new()
     }
 
     /// A digest of the shape of `T` as this format writes it, when the format depends on
     /// it: part of the key, so that a changed type definition never decodes old bytes.
     #[must_use]
-    fn shape() -> Option<crate::Digest> {
+    fn shape() -> Option<Digest> {
         None
     }
 
-    /// Reads back a payload whose size and blake3 were checked against its metadata, so it
-    /// is exactly what [`Codec::encode`] wrote. What the run context calls; a format may
-    /// skip here the bounds that [`Codec::decode`] needs for bytes of unknown origin.
+    /// Writes `value` to `out`, with the `settings` that [`Codec::settings`] chose.
     ///
     /// # Errors
-    /// When `bytes` is not such a payload.
-    fn decode_verified(bytes: Bytes) -> Result<T, BoxError> {
-        Self::decode(bytes)
-    }
+    /// When the value cannot be encoded or `out` fails.
+    fn encode<W: Write + Send>(value: &T, out: &mut W, settings: &str) -> Result<(), BoxError>;
 
-    /// `true` when [`Codec::decode_segments`] reads a payload front to back, so that it
-    /// pays to read and check the payload on another thread while it decodes.
-    const STREAMS: bool = false;
-
-    /// Reads back a payload that another thread reads and checks against its metadata a
-    /// segment at a time. By default, gathers the whole payload, then calls
-    /// [`Codec::decode_verified`].
+    /// Reads back a value from a payload that [`Codec::encode`] wrote.
     ///
     /// # Errors
-    /// When a segment is damaged or the payload is not what [`Codec::encode`] wrote.
-    fn decode_segments(segments: Segments) -> Result<T, BoxError> {
-        Self::decode_verified(Bytes::from(segments.into_whole()?))
-    }
-
-    /// Reads a value back from a payload written by [`Codec::encode`]; bytes of any other
-    /// origin give an error, never a panic or an abort.
-    ///
-    /// # Errors
-    /// When `bytes` is not such a payload.
-    fn decode(bytes: Bytes) -> Result<T, BoxError>;
+    /// When the payload is not such a payload (only possible for an unchecked one).
+    fn decode(payload: Payload) -> Result<T, BoxError>;
 }
 
-/// `cache = parquet`: Arrow data in a Parquet file (one row group, Snappy pages).
+/// `cache = parquet`: Arrow data in a Parquet file.
 #[derive(Debug, Clone, Copy)]
 pub struct Parquet;
 
@@ -86,7 +106,8 @@ pub struct Parquet;
 #[derive(Debug, Clone, Copy)]
 pub struct Bincode;
 
-/// No `cache`: the value lives in memory for the call that computed it.
+/// `cache = memory`, or no `cache`: the value lives in memory for the call that computed
+/// it, and is computed again by each call that needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct Memory;
 
@@ -95,20 +116,30 @@ impl<T: Send + Sync + 'static> Codec<T> for Memory {
     const EXTENSION: &'static str = "";
     const PERSISTENT: bool = false;
 
-    fn encode<W: Write + Send>(_: &T, _: W) -> Result<W, BoxError> {
+    fn encode<W: Write + Send>(_: &T, _: &mut W, _: &str) -> Result<(), BoxError> {
         Err("a memory-only value is never written".into())
     }
 
-    fn decode(_: Bytes) -> Result<T, BoxError> {
+    fn decode(_: Payload) -> Result<T, BoxError> {
         Err("a memory-only value is never read".into())
     }
 }
 
-/// Encodes `value` with `C` and decodes it back, as a test of `C`.
+/// `id+settings` of codec `C` for `T`, as a key records it (`parquet/1+snappy`).
+pub(crate) fn codec_id<T, C: Codec<T>>(settings: &str) -> String {
+    if settings.is_empty() {
+        C::ID.to_owned()
+    } else {
+        format!("{}+{settings}", C::ID)
+    }
+}
+
+/// Encodes `value` with `C` and decodes it back as a checked payload, as a test of `C`.
 #[cfg(test)]
 fn round_trip<C: Codec<T>, T>(value: &T) -> T {
-    let bytes = C::encode(value, Vec::new()).unwrap();
-    C::decode(Bytes::from(bytes)).unwrap()
+    let mut bytes = Vec::new();
+    C::encode(value, &mut bytes, &C::settings(&Config::default())).unwrap();
+    C::decode(Payload::checked(bytes::Bytes::from(bytes))).unwrap()
 }
 
 #[cfg(test)]
@@ -118,8 +149,8 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        let junk = Bytes::from_static(b"PAR1 definitely not parquet PAR1");
-        assert!(<Parquet as Codec<RecordBatch>>::decode(junk.clone()).is_err());
-        assert!(<Bincode as Codec<Vec<String>>>::decode(junk).is_err());
+        let junk = &b"PAR1 definitely not parquet PAR1"[..];
+        assert!(<Parquet as Codec<RecordBatch>>::decode(Payload::unchecked(junk)).is_err());
+        assert!(<Bincode as Codec<Vec<String>>>::decode(Payload::unchecked(junk)).is_err());
     }
 }

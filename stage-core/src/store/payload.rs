@@ -6,15 +6,16 @@ use std::io::{self, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use crate::checksum::{Checksum, SegmentHasher};
+use super::checksum::{Checksum, SegmentHasher};
 
 /// Where a codec writes a payload. Writes fill a buffer; each full buffer goes to a
 /// thread of its own that hashes it and writes it to the file while the codec goes on
 /// encoding. A payload that fits in one buffer never starts that thread.
 ///
-/// Writes never fail: an error of the file or the thread is kept, later bytes are dropped,
-/// and the error is returned when the entry is committed. A codec's many small writes then
-/// compile to a copy and a length check, with no error path.
+/// Writes never fail: an error of the file is kept and returned when the payload is
+/// finished, while hashing goes on, so that a payload that could not be saved still has
+/// its digest. A codec's many small writes then compile to a copy and a length check,
+/// with no error path.
 #[derive(Debug)]
 pub struct PayloadWriter {
     buf: Vec<u8>,
@@ -29,40 +30,65 @@ enum Sink {
     Behind {
         full: SyncSender<Vec<u8>>,
         empty: Receiver<Vec<u8>>,
-        thread: JoinHandle<io::Result<Output>>,
+        thread: JoinHandle<Option<Output>>,
     },
-    /// Writing failed; later bytes are dropped.
-    Failed(io::Error),
+    /// Between states, and after a panic of the writing thread.
+    Gone,
 }
 
-/// The file a payload goes to, with what has been written to it.
+/// The file a payload goes to (none when it is only hashed), with what has been written.
 #[derive(Debug)]
 struct Output {
-    file: File,
+    file: Option<File>,
     hasher: SegmentHasher,
     bytes: u64,
+    error: Option<io::Error>,
+}
+
+/// What writing a payload gave: its size and checksum, and whether it reached the file.
+#[derive(Debug)]
+pub(crate) struct Written {
+    pub bytes: u64,
+    pub checksum: Checksum,
+    /// The first error of the file (or of syncing it), if any.
+    pub saved: io::Result<()>,
 }
 
 /// Bytes per buffer.
 const BUFFER: usize = 1 << 20;
 
 impl Output {
-    fn put(&mut self, data: &[u8]) -> io::Result<()> {
-        self.file.write_all(data)?;
+    fn put(&mut self, data: &[u8]) {
         self.hasher.update(data);
         self.bytes += data.len() as u64;
-        Ok(())
+        if self.error.is_none()
+            && let Some(file) = &mut self.file
+            && let Err(e) = file.write_all(data)
+        {
+            self.error = Some(e);
+        }
     }
 }
 
 impl PayloadWriter {
     pub(crate) fn new(file: File) -> PayloadWriter {
+        PayloadWriter::to(Some(file))
+    }
+
+    /// A writer that only hashes: for a payload that cannot be saved, whose digest
+    /// descendants' keys still need.
+    pub(crate) fn hash_only() -> PayloadWriter {
+        PayloadWriter::to(None)
+    }
+
+    fn to(file: Option<File>) -> PayloadWriter {
         PayloadWriter {
             buf: Vec::with_capacity(BUFFER),
             sink: Sink::Here(Box::new(Output {
                 file,
                 hasher: SegmentHasher::new(),
                 bytes: 0,
+                error: None,
             })),
         }
     }
@@ -94,83 +120,95 @@ impl PayloadWriter {
         }
     }
 
-    /// Sends the full buffer to the writing thread, starting it if need be.
+    /// Hands the full buffer to the writing thread, starting it if need be (or, when no
+    /// thread can be started, writes it here).
     fn send(&mut self) {
-        if matches!(self.sink, Sink::Failed(_)) {
-            self.buf.clear();
-            return;
-        }
-        if let Err(e) = self.start() {
-            self.sink = Sink::Failed(e);
-            self.buf.clear();
-            return;
-        }
-        let Sink::Behind { full, empty, .. } = &self.sink else {
-            return;
-        };
-        let next = empty
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(BUFFER));
-        let buf = std::mem::replace(&mut self.buf, next);
-        if full.send(buf).is_err() {
-            // The thread stopped on an error: keep it.
-            let error = match std::mem::replace(&mut self.sink, Sink::Failed(stopped())) {
-                Sink::Behind { thread, .. } => join(thread).err().unwrap_or_else(stopped),
-                _ => stopped(),
-            };
-            self.sink = Sink::Failed(error);
+        self.start();
+        match &mut self.sink {
+            Sink::Here(out) => {
+                out.put(&self.buf);
+                self.buf.clear();
+            }
+            Sink::Behind { full, empty, .. } => {
+                let next = empty
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(BUFFER));
+                let buf = std::mem::replace(&mut self.buf, next);
+                if full.send(buf).is_err() {
+                    // The thread panicked; `finish` reports it.
+                    self.sink = Sink::Gone;
+                }
+            }
+            Sink::Gone => self.buf.clear(),
         }
     }
 
-    /// Starts the writing thread, unless it runs already.
-    fn start(&mut self) -> io::Result<()> {
+    /// Starts the writing thread, unless it runs already; when no thread can be started,
+    /// the payload is written on this one.
+    fn start(&mut self) {
         if !matches!(self.sink, Sink::Here(_)) {
-            return Ok(());
+            return;
         }
-        let Sink::Here(mut out) = std::mem::replace(&mut self.sink, Sink::Failed(stopped())) else {
-            unreachable!("matched above");
-        };
         let (full, to_write) = sync_channel::<Vec<u8>>(2);
         let (give_back, empty) = sync_channel::<Vec<u8>>(4);
-        let thread = std::thread::Builder::new()
+        let (hand_over, take_over) = sync_channel::<Box<Output>>(1);
+        let spawned = std::thread::Builder::new()
             .name("stage-writer".into())
             .spawn(move || {
+                let mut out = take_over.recv().ok()?;
                 for mut buf in to_write {
-                    out.put(&buf)?;
+                    out.put(&buf);
                     buf.clear();
                     let _ = give_back.try_send(buf);
                 }
-                Ok(*out)
-            })?;
-        self.sink = Sink::Behind {
-            full,
-            empty,
-            thread,
+                Some(*out)
+            });
+        let Ok(thread) = spawned else {
+            return;
         };
-        Ok(())
+        let Sink::Here(out) = std::mem::replace(&mut self.sink, Sink::Gone) else {
+            unreachable!("matched above");
+        };
+        if hand_over.send(out).is_ok() {
+            self.sink = Sink::Behind {
+                full,
+                empty,
+                thread,
+            };
+        }
     }
 
     /// Writes what is left, waits for the file to be on disk, and gives the payload's
-    /// size and checksum, or the first error writing met.
-    pub(crate) fn finish(mut self) -> io::Result<(u64, Checksum)> {
+    /// size, checksum, and whether it reached the file.
+    ///
+    /// # Errors
+    /// When the writing thread could not run: then not even the checksum is known.
+    pub(crate) fn finish(mut self) -> io::Result<Written> {
         let buf = std::mem::take(&mut self.buf);
-        let out = match std::mem::replace(&mut self.sink, Sink::Failed(stopped())) {
+        let mut out = match std::mem::replace(&mut self.sink, Sink::Gone) {
             Sink::Here(mut out) => {
-                out.put(&buf)?;
+                out.put(&buf);
                 *out
             }
             Sink::Behind { full, thread, .. } => {
                 let sent = full.send(buf);
                 drop(full);
-                // The thread's own error, if it stopped on one, says more than ours.
                 let out = join(thread)?;
                 sent.map_err(|_| stopped())?;
                 out
             }
-            Sink::Failed(e) => return Err(e),
+            Sink::Gone => return Err(stopped()),
         };
-        out.file.sync_all()?;
-        Ok((out.bytes, out.hasher.finish()))
+        let saved = match (out.error.take(), &out.file) {
+            (Some(e), _) => Err(e),
+            (None, Some(file)) => file.sync_all(),
+            (None, None) => Err(io::Error::other("the payload was only hashed")),
+        };
+        Ok(Written {
+            bytes: out.bytes,
+            checksum: out.hasher.finish(),
+            saved,
+        })
     }
 }
 
@@ -178,18 +216,17 @@ fn stopped() -> io::Error {
     io::Error::other("the payload writer stopped")
 }
 
-fn join(thread: JoinHandle<io::Result<Output>>) -> io::Result<Output> {
+fn join(thread: JoinHandle<Option<Output>>) -> io::Result<Output> {
     thread
         .join()
         .map_err(|_| io::Error::other("the payload writer panicked"))?
+        .ok_or_else(stopped)
 }
 
 impl Drop for PayloadWriter {
     fn drop(&mut self) {
         // An abandoned payload: stop the thread before its file is removed.
-        if let Sink::Behind { full, thread, .. } =
-            std::mem::replace(&mut self.sink, Sink::Failed(stopped()))
-        {
+        if let Sink::Behind { full, thread, .. } = std::mem::replace(&mut self.sink, Sink::Gone) {
             drop(full);
             let _ = thread.join();
         }
@@ -228,7 +265,9 @@ mod tests {
         for piece in pieces {
             w.write_all(piece).unwrap();
         }
-        let (bytes, sum) = w.finish().unwrap();
+        let written = w.finish().unwrap();
+        written.saved.unwrap();
+        let (bytes, sum) = (written.bytes, written.checksum);
         let mut back = Vec::new();
         io::Seek::rewind(&mut file).unwrap();
         io::Read::read_to_end(&mut file, &mut back).unwrap();
@@ -273,6 +312,18 @@ mod tests {
         for _ in 0..3 {
             w.write_all(&vec![7; BUFFER]).unwrap();
         }
-        assert!(w.finish().is_err());
+        let written = w.finish().unwrap();
+        assert!(written.saved.is_err());
+        assert_eq!(written.bytes, 3 * BUFFER as u64);
+        assert_eq!(written.checksum.blake3, Digest::of(&vec![7; 3 * BUFFER]));
+    }
+
+    #[test]
+    fn a_payload_only_hashed_has_its_digest() {
+        let mut w = PayloadWriter::hash_only();
+        w.write_all(b"abc").unwrap();
+        let written = w.finish().unwrap();
+        assert!(written.saved.is_err());
+        assert_eq!(written.checksum.blake3, Digest::of(b"abc"));
     }
 }

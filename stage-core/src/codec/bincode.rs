@@ -6,14 +6,12 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{LazyLock, Mutex};
 
-use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_reflection::{Tracer, TracerConfig};
 
-use super::{Bincode, Codec};
+use super::{Bincode, Codec, Payload, Reads, Segments};
 use crate::BoxError;
-use crate::checksum::Segments;
 
 /// A serde type that `cache = bincode` can keep.
 #[diagnostic::on_unimplemented(
@@ -28,47 +26,54 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> BincodeData for T 
 impl<T: BincodeData> Codec<T> for Bincode {
     const ID: &'static str = "bincode/2";
     const EXTENSION: &'static str = "bin";
+    const READS: Reads = Reads::Stream;
 
-    fn encode<W: Write + Send>(value: &T, mut out: W) -> Result<W, BoxError> {
-        bincode::serde::encode_into_std_write(value, &mut out, bincode::config::standard())?;
-        Ok(out)
+    fn encode<W: Write + Send>(value: &T, out: &mut W, _: &str) -> Result<(), BoxError> {
+        bincode::serde::encode_into_std_write(value, out, bincode::config::standard())?;
+        Ok(())
     }
 
     fn shape() -> Option<crate::Digest> {
         serde_shape::<T>()
     }
 
-    fn decode(bytes: Bytes) -> Result<T, BoxError> {
-        whole(decode_limited::<T>(&bytes)?, &bytes)
-    }
-
-    fn decode_verified(bytes: Bytes) -> Result<T, BoxError> {
-        whole(
-            bincode::serde::decode_from_slice(&bytes, bincode::config::standard())?,
-            &bytes,
-        )
-    }
-
-    const STREAMS: bool = true;
-
-    fn decode_segments(mut segments: Segments) -> Result<T, BoxError> {
-        let len = segments.len();
-        let read = Cell::new(0);
-        let reader = SegmentReader {
-            segments: &mut segments,
-            buf: Vec::new(),
-            pos: 0,
-            before: 0,
-            read: &read,
+    fn decode(payload: Payload) -> Result<T, BoxError> {
+        let checked = payload.is_checked();
+        let bytes = match payload.into_segments() {
+            Ok(segments) => return decode_segments(segments),
+            Err(payload) => payload.into_bytes()?,
         };
-        // By value: a reader behind a reference keeps the decoder's small reads from
-        // inlining.
-        let value = bincode::serde::decode_from_reader(reader, bincode::config::standard())?;
-        if read.get() != len {
-            return Err(format!("{} bytes left over after the value", len - read.get()).into());
+        if checked {
+            // Checked bytes are exactly what the encoder wrote, so the lengths they hold
+            // need no bound.
+            whole(
+                bincode::serde::decode_from_slice(&bytes, bincode::config::standard())?,
+                &bytes,
+            )
+        } else {
+            whole(decode_limited::<T>(&bytes)?, &bytes)
         }
-        Ok(value)
     }
+}
+
+/// Decodes a value from segments checked as the decoder reaches them.
+fn decode_segments<T: BincodeData>(mut segments: Segments) -> Result<T, BoxError> {
+    let len = segments.len();
+    let read = Cell::new(0);
+    let reader = SegmentReader {
+        segments: &mut segments,
+        buf: Vec::new(),
+        pos: 0,
+        before: 0,
+        read: &read,
+    };
+    // By value: a reader behind a reference keeps the decoder's small reads from
+    // inlining.
+    let value = bincode::serde::decode_from_reader(reader, bincode::config::standard())?;
+    if read.get() != len {
+        return Err(format!("{} bytes left over after the value", len - read.get()).into());
+    }
+    Ok(value)
 }
 
 /// A bincode reader over checked segments, fetched as the decoder gets to them. Lengths a
@@ -163,7 +168,7 @@ fn whole<T>((value, read): (T, usize), bytes: &[u8]) -> Result<T, BoxError> {
 /// element size), which for usual data stays within a small multiple of the payload. A
 /// damaged length can then never ask for more memory than that bound (an allocation that
 /// size would abort the process). Verified payloads skip the bound: see
-/// [`Codec::decode_verified`].
+/// [`Payload::is_checked`].
 fn decode_limited<T: DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<(T, usize), bincode::error::DecodeError> {
@@ -229,9 +234,10 @@ mod tests {
     fn bincode_round_trips_and_rejects_trailing_bytes() {
         let v = vec![(1u32, "a".to_string()), (2, "b".to_string())];
         assert_eq!(round_trip::<Bincode, _>(&v), v);
-        let mut bytes = <Bincode as Codec<Vec<(u32, String)>>>::encode(&v, Vec::new()).unwrap();
+        let mut bytes = Vec::new();
+        <Bincode as Codec<Vec<(u32, String)>>>::encode(&v, &mut bytes, "").unwrap();
         bytes.push(0);
-        assert!(<Bincode as Codec<Vec<(u32, String)>>>::decode(Bytes::from(bytes)).is_err());
+        assert!(<Bincode as Codec<Vec<(u32, String)>>>::decode(Payload::unchecked(bytes)).is_err());
     }
 
     #[test]
@@ -291,8 +297,9 @@ mod tests {
             Large([u64; 32]),
         }
         let wide: Vec<Wide> = (0..100_000).map(|_| Wide::Small).collect();
-        let bytes = <Bincode as Codec<Vec<Wide>>>::encode(&wide, Vec::new()).unwrap();
-        let back = <Bincode as Codec<Vec<Wide>>>::decode_verified(Bytes::from(bytes)).unwrap();
+        let mut bytes = Vec::new();
+        <Bincode as Codec<Vec<Wide>>>::encode(&wide, &mut bytes, "").unwrap();
+        let back = <Bincode as Codec<Vec<Wide>>>::decode(Payload::checked(bytes.into())).unwrap();
         assert_eq!(back, wide);
     }
 
@@ -300,17 +307,16 @@ mod tests {
     fn through_segments<T: BincodeData + std::fmt::Debug + PartialEq>(value: &T) -> T {
         use std::io::Seek;
         let mut file = tempfile::tempfile().unwrap();
-        let writer = crate::PayloadWriter::new(file.try_clone().unwrap());
-        let (len, sum) = <Bincode as Codec<T>>::encode(value, writer)
-            .unwrap()
-            .finish()
-            .unwrap();
+        let mut writer = crate::store::PayloadWriter::new(file.try_clone().unwrap());
+        <Bincode as Codec<T>>::encode(value, &mut writer, "").unwrap();
+        let written = writer.finish().unwrap();
+        let (len, sum) = (written.bytes, written.checksum);
         assert!(sum.segments.len() > 1, "{len} bytes make one segment");
         file.rewind().unwrap();
         std::thread::scope(|s| {
             let segments =
-                crate::checksum::check_segments(s, file, len, sum.blake3, &sum.segments).unwrap();
-            <Bincode as Codec<T>>::decode_segments(segments).unwrap()
+                crate::store::check_segments(s, file, len, sum.blake3, &sum.segments).unwrap();
+            <Bincode as Codec<T>>::decode(Payload::checked_segments(segments)).unwrap()
         })
     }
 

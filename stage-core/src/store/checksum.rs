@@ -7,14 +7,16 @@
 //! already checked: a hit pays for decoding, not for decoding plus hashing, and no decoder
 //! ever sees a byte that did not match.
 
-use std::io::Read;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::fs::File;
+use std::io::{self, Read, Seek};
+use std::sync::mpsc::sync_channel;
 
 use blake3::hazmat::{
     ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root,
 };
 
-use crate::Digest;
+use crate::codec::{Damaged, Segments};
+use crate::key::Digest;
 
 /// The shortest segment, and the length segments are hashed in as a payload is written.
 const SEGMENT: u64 = 1 << 20;
@@ -152,67 +154,6 @@ fn split(
         .then(|| (&cvs[..n], &cvs[n..], left_len))
 }
 
-/// The payload's checksum does not match its metadata.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("payload checksum differs from its metadata")]
-pub struct Damaged;
-
-/// A payload's segments, each handed out once it has been checked against the entry's
-/// metadata (see [`crate::Codec::decode_segments`]). Another thread reads and checks them
-/// a few segments ahead of the decoder; a decoder never sees a byte that did not match.
-#[derive(Debug)]
-pub struct Segments {
-    checked: Receiver<Result<Vec<u8>, Damaged>>,
-    spare: SyncSender<Vec<u8>>,
-    len: u64,
-    received: u64,
-}
-
-impl Segments {
-    /// The payload's length in bytes.
-    #[must_use]
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether the payload is empty.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The next checked segment, `None` after the last.
-    ///
-    /// # Errors
-    /// When the segment does not match its checksum, or the payload ends early.
-    pub fn next_checked(&mut self) -> Result<Option<Vec<u8>>, Damaged> {
-        if self.received == self.len {
-            return Ok(None);
-        }
-        let segment = self.checked.recv().map_err(|_| Damaged)??;
-        self.received += segment.len() as u64;
-        Ok(Some(segment))
-    }
-
-    /// Hands a read segment back, for the reader to fill again.
-    pub fn recycle(&self, mut buf: Vec<u8>) {
-        buf.clear();
-        let _ = self.spare.try_send(buf);
-    }
-
-    /// The whole payload, once every segment is checked.
-    ///
-    /// # Errors
-    /// When a segment does not match its checksum.
-    pub fn into_whole(mut self) -> Result<Vec<u8>, Damaged> {
-        let mut whole = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
-        while let Some(segment) = self.next_checked()? {
-            whole.extend_from_slice(&segment);
-        }
-        Ok(whole)
-    }
-}
-
 /// Segments read ahead of the decoder: enough to keep it busy, few enough to keep memory
 /// small.
 const AHEAD: usize = 3;
@@ -257,12 +198,44 @@ pub(crate) fn check_segments<'scope>(
             }
         }
     });
-    Some(Segments {
-        checked,
-        spare,
-        len,
-        received: 0,
-    })
+    Some(Segments::new(checked, spare, len))
+}
+
+/// Bytes read at a time when a payload file is checked whole.
+const CHUNK: usize = 4 << 20;
+
+/// Checks the `len`-byte payload `file` against its `blake3`, reading it a chunk at a time
+/// (each chunk hashed on every core), and leaves the file at its start.
+pub(crate) fn check_file(mut file: &File, len: u64, blake3: Digest) -> io::Result<()> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0; CHUNK];
+    let mut seen = 0u64;
+    loop {
+        let n = read_full(&mut file, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update_rayon(&buf[..n]);
+        seen += n as u64;
+    }
+    if seen != len || Digest::from(hasher.finalize()) != blake3 {
+        return Err(Damaged.into());
+    }
+    file.rewind()
+}
+
+/// Fills `buf` as far as the file goes.
+fn read_full(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// Checks a whole payload against its `blake3` at once, hashing on every core.

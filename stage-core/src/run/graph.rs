@@ -5,12 +5,12 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::config::Scope;
-use crate::exec::classify;
-use crate::ingredients::{Input, Param, Reason};
-use crate::run::{Planner, store_of};
-use crate::stage::Stage;
-use crate::{Digest, Error};
+use crate::Error;
+use crate::key::{Change, Digest, Input, Param, Reason};
+use crate::run::plan::{Node as PlanNode, Planner};
+use crate::run::scope::Scope;
+use crate::run::stage::{Stage, Typed};
+use crate::store::LocalStore;
 
 /// The stages reachable from one call, with their keys and states: see [`graph`].
 #[derive(Debug, Clone, Serialize)]
@@ -26,8 +26,9 @@ pub struct Node {
     pub stage: String,
     /// Its display name.
     pub name: String,
-    /// Its key for this call.
-    pub key: Digest,
+    /// Its key for this call, when it can be known before running: it depends on its
+    /// cached ancestors' outputs.
+    pub key: Option<Digest>,
     /// Its code hash.
     pub code: Digest,
     /// Its cache format.
@@ -50,34 +51,39 @@ pub struct Node {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", content = "reason", rename_all = "snake_case")]
 pub enum State {
-    /// Its entry for this key is in the cache.
+    /// Its entry for this key is in the cache, payload included.
     Cached,
-    /// It has no entry for this key, for this reason.
+    /// It has no entry for this key, for this reason: it would be computed.
     Outdated(Reason),
+    /// Its key waits on the output of ancestors that would be recomputed, and an entry
+    /// matches the rest of its ingredients: it is computed only if their output changes.
+    Pending(Reason),
 }
 
-/// The graph of a call of `S` with `args`: keys and states, nothing computed.
+/// The graph of a call of `S` with `args`: keys and states, nothing computed, no payload
+/// read (each entry called cached has its payload checked with a `stat`).
 ///
 /// # Errors
 /// When a raw input cannot be read or the stages form a cycle.
 pub fn graph<S: Stage>(args: S::Args) -> Result<Graph, Error> {
     let scope = Scope::current();
-    let store = store_of(&scope);
-    let mut planner = Planner::new(scope.config.cache_dir());
-    let root = planner.plan::<S>(args);
+    let store = LocalStore::new(scope.config.cache_dir());
+    let mut planner = Planner::new(&scope.config, &store);
+    let root = planner.plan(Box::new(Typed::<S>::new(args)));
     planner.save_index();
     let root = root?;
-    let mut nodes: Vec<Node> = planner
-        .nodes
-        .iter()
-        .map(|n| Node {
+    let plan_nodes = &planner.nodes;
+    let mut nodes: Vec<Node> = Vec::with_capacity(plan_nodes.len());
+    for n in plan_nodes {
+        let state = state(&store, n, plan_nodes);
+        nodes.push(Node {
             stage: n.path.clone(),
             name: n.info.display.to_owned(),
             key: n.key,
             code: n.info.code_hash,
             cache: n.info.cache.to_owned(),
             output: n.info.output.to_owned(),
-            state: classify(&store, n).map_or_else(State::Outdated, |_| State::Cached),
+            state,
             needed: false,
             ancestors: n
                 .ingredients
@@ -88,22 +94,73 @@ pub fn graph<S: Stage>(args: S::Args) -> Result<Graph, Error> {
                 .collect(),
             inputs: n.ingredients.inputs.clone(),
             params: n.ingredients.params.clone(),
-        })
-        .collect();
+        });
+    }
     let mut todo = vec![root];
     while let Some(i) = todo.pop() {
         if std::mem::replace(&mut nodes[i].needed, true) {
             continue;
         }
-        if nodes[i].state != State::Cached {
-            todo.extend(nodes[i].ancestors.iter().map(|(_, a)| *a));
+        match nodes[i].state {
+            State::Cached => {}
+            State::Outdated(_) => todo.extend(nodes[i].ancestors.iter().map(|(_, a)| *a)),
+            State::Pending(_) => todo.extend(
+                plan_nodes[i]
+                    .ancestors
+                    .iter()
+                    .filter(|&&a| plan_nodes[a].output.is_none()),
+            ),
         }
     }
     Ok(Graph { nodes })
 }
 
+/// The state of node `n`, from metadata (and a `stat` of a payload) only.
+fn state(store: &LocalStore, n: &PlanNode, plan_nodes: &[PlanNode]) -> State {
+    if !n.persistent() {
+        return State::Outdated(Reason::MemoryOnly);
+    }
+    if let Some(key) = n.key {
+        let entry = n.entry.clone().or_else(|| store.find(&n.path, &key));
+        return match entry {
+            Some(entry) if store.has_payload(&entry) => State::Cached,
+            Some(_) => State::Outdated(Reason::Removed),
+            None => State::Outdated(reason(store, n).0),
+        };
+    }
+    // Unknown outputs are zero digests: they differ from every entry's, so they show as
+    // changed ancestors; whether anything else changed says if the stage may be cut off.
+    let (reason, _) = reason(store, n);
+    let unknown: Vec<&str> = n
+        .ancestors
+        .iter()
+        .filter(|&&a| plan_nodes[a].output.is_none())
+        .map(|&a| plan_nodes[a].path.as_str())
+        .collect();
+    let only_unknown = reason
+        .changes()
+        .iter()
+        .all(|c| matches!(c, Change::Ancestor(stage) if unknown.contains(&stage.as_str())));
+    if only_unknown && !reason.changes().is_empty() {
+        State::Pending(reason)
+    } else {
+        State::Outdated(reason)
+    }
+}
+
+fn reason(store: &LocalStore, n: &PlanNode) -> (Reason, Option<usize>) {
+    let entries = store.entries(&n.path);
+    let found = n.ingredients.reason(entries.iter().map(|e| &e.ingredients));
+    if matches!(found.0, Reason::NeverRun) && store.holds_other_format(&n.path) {
+        return (Reason::Format, None);
+    }
+    found
+}
+
 /// Which stages a call of `S` with `args` would compute, and why, ancestors first:
-/// `graph(args)?.would_run()` as owned values. Nothing is computed or read but metadata.
+/// `graph(args)?.would_run()` as owned values. A stage whose key waits on a recomputed
+/// ancestor is listed too, with that ancestor among its reasons: it runs unless the
+/// ancestor's output comes out unchanged. Nothing is computed or read but metadata.
 ///
 /// # Errors
 /// When a raw input cannot be read or the stages form a cycle.
@@ -117,14 +174,16 @@ pub fn explain<S: Stage>(args: S::Args) -> Result<Vec<(String, Reason)>, Error> 
 }
 
 impl Graph {
-    /// The stages a call would compute, with the reason, ancestors first.
+    /// The stages a call would compute, with the reason, ancestors first: those it
+    /// certainly computes and those it computes unless a recomputed ancestor's output
+    /// comes out unchanged ([`State::Pending`]).
     #[must_use]
     pub fn would_run(&self) -> Vec<(&str, &Reason)> {
         self.nodes
             .iter()
             .filter(|n| n.needed)
             .filter_map(|n| match &n.state {
-                State::Outdated(reason) => Some((n.name.as_str(), reason)),
+                State::Outdated(reason) | State::Pending(reason) => Some((n.name.as_str(), reason)),
                 State::Cached => None,
             })
             .collect()
@@ -143,7 +202,7 @@ impl Graph {
                 "  n{i} [label=\"{}\\n{} · {}\\n{}\", fillcolor=\"{colour}\"];",
                 escape(&n.name),
                 n.cache,
-                n.key.short(),
+                short_key(n),
                 escape(&state)
             );
             for (j, input) in n.inputs.iter().enumerate() {
@@ -178,7 +237,7 @@ impl Graph {
                 "  n{i}[\"{}<br/>{} · {}<br/>{}\"]:::{class}",
                 mermaid(&n.name),
                 n.cache,
-                n.key.short(),
+                short_key(n),
                 mermaid(&state)
             );
             for (j, input) in n.inputs.iter().enumerate() {
@@ -225,8 +284,13 @@ fn class(n: &Node) -> &'static str {
         State::Cached => "cached",
         State::Outdated(Reason::NeverRun) => "never",
         State::Outdated(Reason::MemoryOnly) => "memory",
-        State::Outdated(_) => "outdated",
+        State::Outdated(_) | State::Pending(_) => "outdated",
     }
+}
+
+fn short_key(n: &Node) -> String {
+    n.key
+        .map_or_else(|| "key pending".to_owned(), |k| k.short())
 }
 
 fn look(n: &Node) -> (&'static str, String) {
@@ -239,6 +303,7 @@ fn look(n: &Node) -> (&'static str, String) {
     let state = match &n.state {
         State::Cached => "cached".to_owned(),
         State::Outdated(reason) => reason.to_string(),
+        State::Pending(reason) => format!("{reason}: recomputed unless its output is unchanged"),
     };
     (colour, state)
 }

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::Digest;
+use crate::config::Config;
+use crate::key::Digest;
+use crate::run::plan::Node;
 
 /// The folder of run records, inside the cache root.
 pub const RUNS_DIR: &str = "runs";
@@ -78,6 +80,34 @@ impl RunRecord {
             .collect();
         records.sort_by(|a, b| a.1.time_ms.cmp(&b.1.time_ms).then_with(|| a.0.cmp(&b.0)));
         records
+    }
+}
+
+/// Notes the keys a call's pipeline used, for `stage gc`; a cache that cannot be written
+/// has already been warned about.
+pub(crate) fn record_run(config: &Config, nodes: &[Node], keys: &[Option<Digest>], root: usize) {
+    let used: Vec<UsedKey> = nodes
+        .iter()
+        .zip(keys)
+        .filter(|(n, _)| n.persistent())
+        .filter_map(|(n, key)| {
+            Some(UsedKey {
+                stage: n.path.clone(),
+                key: (*key)?,
+            })
+        })
+        .collect();
+    if used.is_empty() {
+        return;
+    }
+    let record = RunRecord {
+        root: nodes[root].path.clone(),
+        key: keys[root].unwrap_or_default(),
+        time_ms: crate::store::now_ms(),
+        used,
+    };
+    if let Err(e) = record.write(config.cache_dir()) {
+        tracing::debug!(error = %e, "run record not written");
     }
 }
 

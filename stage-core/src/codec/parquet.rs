@@ -1,7 +1,7 @@
 //! `cache = parquet`: Arrow record batches in Parquet files, decoded column-parallel.
 
 use std::io::Write;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
@@ -13,8 +13,9 @@ use parquet::arrow::arrow_reader::{
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use super::{Codec, Parquet};
+use super::{Codec, Parquet, Payload};
 use crate::BoxError;
+use crate::config::{Config, ParquetCompression};
 
 /// Arrow data that `cache = parquet` can keep.
 #[diagnostic::on_unimplemented(
@@ -40,28 +41,42 @@ impl ParquetData for RecordBatch {
 
 impl<T: ParquetData> Codec<T> for Parquet {
     const ID: &'static str = "parquet/1";
-
-    fn settings() -> &'static str {
-        parquet_compression().1
-    }
     const EXTENSION: &'static str = "parquet";
 
-    fn encode<W: Write + Send>(value: &T, out: W) -> Result<W, BoxError> {
+    fn settings(config: &Config) -> String {
+        config.compression().name().to_owned()
+    }
+
+    fn encode<W: Write + Send>(value: &T, out: &mut W, settings: &str) -> Result<(), BoxError> {
+        let compression = ParquetCompression::from_name(settings)
+            .ok_or_else(|| format!("unknown parquet compression `{settings}`"))?;
         let batch = value.batch();
         let props = WriterProperties::builder()
-            .set_compression(parquet_compression().0)
+            .set_compression(compression.to_parquet())
             .set_max_row_group_row_count(Some(batch.num_rows().max(1)))
             .build();
         let mut writer = ArrowWriter::try_new(out, batch.schema(), Some(props))?;
         writer.write(batch)?;
-        Ok(writer.into_inner()?)
+        writer.close()?;
+        Ok(())
     }
 
-    fn decode(bytes: Bytes) -> Result<T, BoxError> {
+    fn decode(payload: Payload) -> Result<T, BoxError> {
+        let bytes = payload.into_bytes()?;
         // The parquet reader asserts on some malformed files instead of returning an error.
         std::panic::catch_unwind(|| decode_parquet(bytes))
             .unwrap_or_else(|_| Err("malformed parquet file (the reader panicked)".into()))
             .map(T::from_batch)
+    }
+}
+
+impl ParquetCompression {
+    fn to_parquet(self) -> Compression {
+        match self {
+            ParquetCompression::Snappy => Compression::SNAPPY,
+            ParquetCompression::Zstd => Compression::ZSTD(parquet::basic::ZstdLevel::default()),
+            ParquetCompression::None => Compression::UNCOMPRESSED,
+        }
     }
 }
 
@@ -175,32 +190,6 @@ fn read_columns(
     Ok(batch)
 }
 
-/// The page compression of new parquet entries: `STAGE_PARQUET_COMPRESSION` = `snappy`
-/// (the default: fastest to write and read on W1), `zstd` (level 1: smaller files, slower to
-/// write) or `none`; an unknown value falls back to the default with a warning.
-fn parquet_compression() -> (Compression, &'static str) {
-    static CHOSEN: LazyLock<(Compression, &'static str)> = LazyLock::new(|| {
-        match std::env::var("STAGE_PARQUET_COMPRESSION")
-            .as_deref()
-            .map(str::trim)
-        {
-            Err(_) | Ok("" | "snappy") => (Compression::SNAPPY, "snappy"),
-            Ok("zstd") => (
-                Compression::ZSTD(parquet::basic::ZstdLevel::default()),
-                "zstd1",
-            ),
-            Ok("none") => (Compression::UNCOMPRESSED, "none"),
-            Ok(other) => {
-                crate::exec::warn(&format!(
-                    "STAGE_PARQUET_COMPRESSION={other} is not one of snappy, zstd, none: using snappy"
-                ));
-                (Compression::SNAPPY, "snappy")
-            }
-        }
-    });
-    *CHOSEN
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,7 +231,9 @@ mod tests {
     #[test]
     fn columns_decoded_in_groups_join_into_the_same_batch() {
         let b = batch(5000);
-        let bytes = Bytes::from(<Parquet as Codec<RecordBatch>>::encode(&b, Vec::new()).unwrap());
+        let mut bytes = Vec::new();
+        <Parquet as Codec<RecordBatch>>::encode(&b, &mut bytes, "snappy").unwrap();
+        let bytes = Bytes::from(bytes);
         for threads in [1, 2, 3, 8] {
             assert_eq!(
                 decode_in_groups(bytes.clone(), threads, 0).unwrap(),

@@ -1,0 +1,84 @@
+//! Running a call: plan every key first, then load or compute what is needed; the run log,
+//! the graph, and the record each call leaves for `stage gc`.
+
+mod exec;
+mod graph;
+pub(crate) mod info;
+mod log;
+mod plan;
+mod progress;
+mod record;
+pub(crate) mod scope;
+pub(crate) mod stage;
+
+use std::sync::Arc;
+
+use crate::key::Digest;
+use crate::store::LocalStore;
+use crate::{BoxError, Error};
+
+pub use graph::{Graph, Node as GraphNode, State, explain, graph};
+pub use info::{AncestorInfo, RawInfo, StageInfo, TrackInfo};
+pub use log::{Event, Outcome, RunLog};
+pub use record::{RUNS_DIR, RunRecord, UsedKey};
+pub use scope::observe;
+pub use stage::{
+    AsStage, ByValue, File, Inputs, OutputIs, Param, Params, Plan, RawArg, Stage, body_result,
+    info_of, output_is,
+};
+
+use plan::Planner;
+use scope::Scope;
+use stage::Typed;
+
+/// Calls stage `S` with `args`: what every `#[stage]` wrapper does.
+///
+/// # Errors
+/// See [`Error`].
+pub fn call<S: Stage>(args: S::Args) -> Result<S::Output, Error> {
+    let scope = Scope::current();
+    let store = LocalStore::new(scope.config.cache_dir());
+    let mut planner = Planner::new(&scope.config, &store);
+    let root = planner.plan(Box::new(Typed::<S>::new(args)));
+    planner.save_index();
+    let root = root?;
+    let nodes = planner.nodes;
+    let (value, keys) = exec::execute(&scope, &store, &nodes, root);
+    record::record_run(&scope.config, &nodes, &keys, root);
+    let typed = Arc::downcast::<S::Output>(value?)
+        .map_err(|_| internal(S::INFO, "the output has another type"))?;
+    Arc::try_unwrap(typed).map_err(|_| internal(S::INFO, "the output is still shared"))
+}
+
+/// The key of stage `S` for `args`, computed without running anything or reading anything
+/// but the raw inputs' stat (or content, when they changed) and the ancestors' metadata.
+///
+/// A key depends on the outputs of the stage's cached ancestors: when one of them has no
+/// entry, the key is not known until it is computed, and this says which.
+///
+/// # Errors
+/// When an input cannot be read, the stages form a cycle, or an ancestor's output is not
+/// known.
+pub fn key<S: Stage>(args: S::Args) -> Result<Digest, Error> {
+    let scope = Scope::current();
+    let store = LocalStore::new(scope.config.cache_dir());
+    let mut planner = Planner::new(&scope.config, &store);
+    let root = planner.plan(Box::new(Typed::<S>::new(args)));
+    planner.save_index();
+    let node = &planner.nodes[root?];
+    node.key.ok_or_else(|| Error::Pending {
+        stage: node.path.clone(),
+        ancestor: planner
+            .nodes
+            .iter()
+            .find(|n| n.output.is_none())
+            .map_or_else(String::new, |n| n.path.clone()),
+    })
+}
+
+fn internal(info: &StageInfo, what: &str) -> Error {
+    Error::Body {
+        stage: info.path(),
+        source: BoxError::from(format!("internal error: {what}")),
+    }
+}

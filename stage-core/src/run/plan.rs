@@ -1,0 +1,275 @@
+//! Planning a call: every stage it reaches, each (stage, arguments) once, with its key
+//! as far as it can be known without computing anything.
+//!
+//! A cached ancestor enters a key by the digest of its output, so a key is known once
+//! every ancestor's output is: from the ancestor's entry (metadata only, never its
+//! payload), or from what this process has already seen of that entry. A stage whose
+//! ancestor has to be computed first gets its key when that ancestor's output is known.
+
+use std::any::TypeId;
+use std::collections::{HashMap, HashSet};
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use crate::Error;
+use crate::config::Config;
+use crate::key::{Ancestor, Digest, FORMAT, Ingredients, Input, Named, StatIndex};
+use crate::run::info::{StageInfo, tracked_closure};
+use crate::run::stage::{Call, CodecInfo, Dep, Params, Plan};
+use crate::store::{Entry, LocalStore};
+
+/// A stage instance of a call: its key, ingredients, ancestors, and how to run it.
+pub(crate) struct Node {
+    pub(crate) info: &'static StageInfo,
+    pub(crate) path: String,
+    pub(crate) call: Box<dyn Call>,
+    pub(crate) codec: CodecInfo,
+    /// The ingredients; an ancestor whose output is not known yet has a zero output.
+    pub(crate) ingredients: Ingredients,
+    /// The ancestors' nodes, in the order of `ingredients.ancestors`.
+    pub(crate) ancestors: Vec<usize>,
+    /// The raw inputs' resolved paths, in attribute order.
+    pub(crate) raw: Vec<PathBuf>,
+    /// The key, when every ancestor's output is known.
+    pub(crate) key: Option<Digest>,
+    /// What this node's descendants' keys take from it, when known: the blake3 of its
+    /// payload (cached), or its key (memory-only).
+    pub(crate) output: Option<Digest>,
+    /// Its entry, when it was looked up while planning and found.
+    pub(crate) entry: Option<Entry>,
+}
+
+impl Node {
+    pub(crate) fn persistent(&self) -> bool {
+        self.codec.persistent
+    }
+}
+
+/// Derives the nodes of a call, ancestors before descendants.
+pub(crate) struct Planner<'a> {
+    pub(crate) nodes: Vec<Node>,
+    seen: HashMap<(TypeId, Digest), usize>,
+    stack: Vec<((TypeId, Digest), &'static StageInfo)>,
+    on_stack: HashSet<(TypeId, Digest)>,
+    index: Arc<StatIndex>,
+    config: &'a Config,
+    store: &'a LocalStore,
+}
+
+impl<'a> Planner<'a> {
+    pub(crate) fn new(config: &'a Config, store: &'a LocalStore) -> Planner<'a> {
+        Planner {
+            nodes: Vec::new(),
+            seen: HashMap::new(),
+            stack: Vec::new(),
+            on_stack: HashSet::new(),
+            index: stat_index(config.cache_dir()),
+            config,
+            store,
+        }
+    }
+
+    /// Remembers the raw inputs' hashes for the next run (best effort).
+    pub(crate) fn save_index(&self) {
+        if let Err(e) = self.index.save() {
+            tracing::debug!(error = %e, "stat index not saved");
+        }
+    }
+
+    /// Plans `call` and every ancestor it reaches; returns its node.
+    pub(crate) fn plan(&mut self, call: Box<dyn Call>) -> Result<usize, Error> {
+        let info = call.info();
+        let mut params = Params {
+            stage: info,
+            index: &self.index,
+            config: self.config,
+            parts: Vec::new(),
+        };
+        call.params(&mut params)?;
+        let params = params.parts;
+        let mut identity = blake3::Hasher::new();
+        for p in &params {
+            identity.update(&p.hash.0);
+        }
+        let identity = (call.stage_type(), Digest::from(identity.finalize()));
+        if let Some(&id) = self.seen.get(&identity) {
+            return Ok(id);
+        }
+        if self.on_stack.contains(&identity) {
+            let at = self
+                .stack
+                .iter()
+                .position(|(id, _)| *id == identity)
+                .unwrap_or(0);
+            let mut stages: Vec<String> = self.stack[at..].iter().map(|(_, i)| i.path()).collect();
+            stages.push(info.path());
+            return Err(Error::Cycle { stages });
+        }
+        let mut plan = Plan {
+            deps: Vec::new(),
+            _planner: PhantomData,
+        };
+        call.inputs(&mut plan)?;
+        self.stack.push((identity, info));
+        self.on_stack.insert(identity);
+        // Deep pipelines (a chain of thousands of stages) recurse this deep: grow the stack
+        // on the heap instead of overflowing it.
+        let deps = stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || {
+            self.plan_deps(info, plan.deps)
+        });
+        self.stack.pop();
+        self.on_stack.remove(&identity);
+        let (ancestor_ids, ancestors, inputs, raw) = deps?;
+        let codec = call.codec(self.config);
+        let ingredients = Ingredients {
+            format: FORMAT,
+            stage: info.path(),
+            code: info.code_hash,
+            salt: info.version.map(str::to_owned),
+            helpers: tracked_closure(info.uses)
+                .into_iter()
+                .map(|t| Named {
+                    name: t.path(),
+                    hash: t.code_hash,
+                })
+                .collect(),
+            codec: codec.id.clone(),
+            shape: codec.shape,
+            params,
+            inputs,
+            ancestors,
+        };
+        let known = ancestor_ids.iter().all(|&a| self.nodes[a].output.is_some());
+        let key = known.then(|| ingredients.key());
+        let mut node = Node {
+            info,
+            path: info.path(),
+            call,
+            codec,
+            ingredients,
+            ancestors: ancestor_ids,
+            raw,
+            key,
+            output: None,
+            entry: None,
+        };
+        self.predict(&mut node);
+        let id = self.nodes.len();
+        self.nodes.push(node);
+        self.seen.insert(identity, id);
+        Ok(id)
+    }
+
+    #[allow(clippy::type_complexity, reason = "a private step's results")]
+    fn plan_deps(
+        &mut self,
+        info: &'static StageInfo,
+        deps: Vec<Dep>,
+    ) -> Result<(Vec<usize>, Vec<Ancestor>, Vec<Input>, Vec<PathBuf>), Error> {
+        let (mut ids, mut ancestors, mut inputs, mut raw) = (vec![], vec![], vec![], vec![]);
+        for dep in deps {
+            match dep {
+                Dep::Ancestor { param, call } => {
+                    let id = self.plan(call)?;
+                    let node = &self.nodes[id];
+                    ancestors.push(Ancestor {
+                        param: param.to_owned(),
+                        stage: node.path.clone(),
+                        name: node.info.display.to_owned(),
+                        key: node.key.unwrap_or_default(),
+                        output: node.output.unwrap_or_default(),
+                    });
+                    ids.push(id);
+                }
+                Dep::Raw { param, path } => {
+                    let resolved = self.config.resolve_input(path.as_ref());
+                    let hash = self.index.hash(&resolved).map_err(|source| Error::Input {
+                        stage: info.path(),
+                        path: resolved.clone(),
+                        source,
+                    })?;
+                    inputs.push(Input {
+                        param: param.to_owned(),
+                        path: path.to_owned(),
+                        hash: Digest::from(hash),
+                    });
+                    raw.push(resolved);
+                }
+            }
+        }
+        Ok((ids, ancestors, inputs, raw))
+    }
+
+    /// Fills in what the node's descendants will take from it, where the plan can know it:
+    /// the key of a memory-only node, the digest of a cached node's entry.
+    fn predict(&self, node: &mut Node) {
+        let Some(key) = node.key else {
+            return;
+        };
+        if !node.persistent() {
+            node.output = Some(key);
+            return;
+        }
+        if let Some(output) = remembered_output(&key) {
+            node.output = Some(output);
+            return;
+        }
+        if let Some(entry) = self.store.find(&node.path, &key) {
+            remember_output(key, entry.blake3);
+            node.output = Some(entry.blake3);
+            node.entry = Some(entry);
+        }
+    }
+}
+
+/// Grow the stack when less than this is left...
+pub(crate) const STACK_RED_ZONE: usize = 128 * 1024;
+/// ...by this much.
+pub(crate) const STACK_GROWTH: usize = 4 * 1024 * 1024;
+
+/// The stat index of a cache root, shared by every call in the process.
+fn stat_index(root: &std::path::Path) -> Arc<StatIndex> {
+    static INDEXES: LazyLock<Mutex<HashMap<PathBuf, Arc<StatIndex>>>> =
+        LazyLock::new(Mutex::default);
+    let file = root.join("stat-index");
+    let Ok(mut indexes) = INDEXES.lock() else {
+        return Arc::new(StatIndex::open(file));
+    };
+    Arc::clone(
+        indexes
+            .entry(root.to_path_buf())
+            .or_insert_with(|| Arc::new(StatIndex::open(file))),
+    )
+}
+
+/// The output digests of entries this process has seen, by key.
+///
+/// A key names a stage, its code and everything its value was made from, so the digest of
+/// the value an entry of that key holds does not depend on where the entry is: a call
+/// that meets a key again derives its descendants' keys without reading its metadata.
+/// (Only a stage that is not a function of its key could give another digest, and then
+/// the next entry's digest replaces this one.)
+static OUTPUTS: LazyLock<Mutex<HashMap<Digest, Digest>>> = LazyLock::new(Mutex::default);
+
+/// Entries remembered at most; beyond, the memory starts again empty.
+const REMEMBERED: usize = 1 << 20;
+
+pub(crate) fn remembered_output(key: &Digest) -> Option<Digest> {
+    OUTPUTS.lock().ok()?.get(key).copied()
+}
+
+pub(crate) fn remember_output(key: Digest, output: Digest) {
+    if let Ok(mut outputs) = OUTPUTS.lock() {
+        if outputs.len() >= REMEMBERED {
+            outputs.clear();
+        }
+        outputs.insert(key, output);
+    }
+}
+
+pub(crate) fn forget_output(key: &Digest) {
+    if let Ok(mut outputs) = OUTPUTS.lock() {
+        outputs.remove(key);
+    }
+}

@@ -1,0 +1,451 @@
+//! The trait `#[stage]` implements, the contexts its generated code talks to, and the
+//! type-erased call the planner and the executor handle.
+
+use std::any::{Any, TypeId};
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::codec::{Codec, Payload, Reads, codec_id};
+use crate::config::Config;
+use crate::key::{Digest, StatIndex, canonical_bytes};
+use crate::run::info::StageInfo;
+use crate::store::PayloadWriter;
+use crate::{BoxError, Error};
+
+/// A pipeline stage, implemented by `#[stage]` on a type named like the function.
+///
+/// The generated code is the only implementor; its methods describe the stage to the run
+/// context: [`Stage::params`] and [`Stage::inputs`] give the ingredients of its key without
+/// computing anything, [`Stage::compute`] runs the body given its ancestors' values.
+pub trait Stage: 'static {
+    /// The value the body returns (the `Ok` type for a body returning a `Result`).
+    type Output: Send + Sync + 'static;
+    /// The free parameters, as a tuple.
+    type Args: Send + 'static;
+    /// How the output is cached.
+    type Codec: Codec<Self::Output>;
+    /// What the attribute knows at compile time.
+    const INFO: &'static StageInfo;
+
+    /// Hands each free parameter to `cx`, in signature order.
+    ///
+    /// # Errors
+    /// When a parameter cannot be turned into key bytes.
+    fn params(args: &Self::Args, cx: &mut Params<'_>) -> Result<(), Error>;
+
+    /// Hands each ancestor (with its arguments) and raw input to `cx`, in attribute order.
+    ///
+    /// # Errors
+    /// When an ancestor's arguments cannot be made.
+    fn inputs(args: &Self::Args, cx: &mut Plan<'_>) -> Result<(), Error>;
+
+    /// Runs the body with the ancestors' values, in the order [`Stage::inputs`] gave them.
+    ///
+    /// # Errors
+    /// What the body returns as an error.
+    fn compute(args: Self::Args, inputs: &Inputs<'_>) -> Result<Self::Output, BoxError>;
+}
+
+/// Names a stage in type position only: generated code writes `<path as AsStage>::Stage`
+/// where it needs the stage `path` as a generic argument, so that a path naming a plain
+/// function gives one error ("expected type, found function") instead of two.
+#[doc(hidden)]
+pub trait AsStage {
+    /// The stage itself.
+    type Stage: Stage;
+}
+
+impl<S: Stage> AsStage for S {
+    type Stage = S;
+}
+
+/// The static description of stage `S`, as a function pointer for [`StageInfo`] tables.
+#[must_use]
+pub fn info_of<S: Stage>() -> &'static StageInfo {
+    S::INFO
+}
+
+/// A free parameter: a value whose key contribution is computed at run time.
+///
+/// Every `serde::Serialize` type is one (its canonical bytes enter the key), and so is
+/// [`File`] (its content enters the key).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a free parameter of a stage",
+    label = "free parameters are part of the key, so this needs `serde::Serialize`",
+    note = "if it is an input, bind it in the attribute: `param = ancestor` or `param = \"path\"`"
+)]
+pub trait Param {
+    /// The digest this value adds to the key, and a readable form of it.
+    ///
+    /// # Errors
+    /// When the value cannot be encoded or read.
+    fn key_part(&self, cx: &Params<'_>) -> Result<(Digest, String), BoxError>;
+}
+
+impl<T: Serialize + ?Sized> Param for T {
+    fn key_part(&self, _: &Params<'_>) -> Result<(Digest, String), BoxError> {
+        let bytes = canonical_bytes(self)?;
+        let digest = Digest::of(&bytes);
+        let mut readable =
+            serde_json::to_string(self).unwrap_or_else(|_| format!("#{}", digest.short()));
+        if readable.len() > 200 {
+            let cut = (0..=200)
+                .rev()
+                .find(|&i| readable.is_char_boundary(i))
+                .unwrap_or(0);
+            readable.truncate(cut);
+            readable.push('…');
+        }
+        Ok((digest, readable))
+    }
+}
+
+/// A file or folder chosen at run time: as a free parameter, its content enters the key,
+/// not its path, so the same stage can be called on different files. A relative path is
+/// found in the data folder (`STAGE_DATA_DIR`, [`Config::data_dir`]), else the current
+/// directory.
+///
+/// ```
+/// let input = stage_core::File::new("data/trips.csv");
+/// assert_eq!(input.path(), std::path::Path::new("data/trips.csv"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct File {
+    path: PathBuf,
+}
+
+impl File {
+    /// The file or folder at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> File {
+        File { path: path.into() }
+    }
+
+    /// Its path, as given.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where it is: its path resolved against the data folder of the current
+    /// configuration (see [`Config::resolve_input`]).
+    #[must_use]
+    pub fn resolved(&self) -> PathBuf {
+        Config::current().resolve_input(&self.path)
+    }
+}
+
+impl AsRef<Path> for File {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Why a free [`File`] could not be hashed: the path that was tried.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read `{}`", path.display())]
+struct FileError {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+impl Param for File {
+    fn key_part(&self, cx: &Params<'_>) -> Result<(Digest, String), BoxError> {
+        let path = cx.config.resolve_input(&self.path);
+        let hash = cx
+            .index
+            .hash(&path)
+            .map_err(|source| FileError { path, source })?;
+        Ok((Digest::from(hash), self.path.display().to_string()))
+    }
+}
+
+/// Collects a stage's free parameters during planning.
+pub struct Params<'a> {
+    pub(crate) stage: &'static StageInfo,
+    pub(crate) index: &'a StatIndex,
+    pub(crate) config: &'a Config,
+    pub(crate) parts: Vec<crate::key::Param>,
+}
+
+impl Params<'_> {
+    /// Adds the free parameter `name`.
+    ///
+    /// # Errors
+    /// When the value cannot be encoded, or (a [`File`]) read.
+    pub fn param<P: Param + ?Sized>(&mut self, name: &'static str, value: &P) -> Result<(), Error> {
+        let (hash, value) = value.key_part(self).map_err(|source| Error::Param {
+            stage: self.stage.path(),
+            param: name.to_owned(),
+            source,
+        })?;
+        self.parts.push(crate::key::Param {
+            name: name.to_owned(),
+            hash,
+            value,
+        });
+        Ok(())
+    }
+}
+
+/// Collects a stage's ancestors and raw inputs during planning, in attribute order.
+pub struct Plan<'a> {
+    pub(crate) deps: Vec<Dep>,
+    pub(crate) _planner: PhantomData<&'a mut ()>,
+}
+
+/// One input of a stage, as [`Stage::inputs`] names it.
+pub(crate) enum Dep {
+    /// `param = ancestor(args)`.
+    Ancestor {
+        param: &'static str,
+        call: Box<dyn Call>,
+    },
+    /// `param = "path"`.
+    Raw {
+        param: &'static str,
+        path: &'static str,
+    },
+}
+
+impl Plan<'_> {
+    /// Adds ancestor `A`, called with `args`, bound to parameter `param`.
+    ///
+    /// # Errors
+    /// Never today; the signature leaves room for checks of the arguments.
+    pub fn ancestor<A: Stage>(&mut self, param: &'static str, args: A::Args) -> Result<(), Error> {
+        self.deps.push(Dep::Ancestor {
+            param,
+            call: Box::new(Typed::<A>::new(args)),
+        });
+        Ok(())
+    }
+
+    /// Adds the raw input at `path`, bound to parameter `param`.
+    ///
+    /// # Errors
+    /// Never today; the file is read when the plan is made.
+    pub fn raw(&mut self, param: &'static str, path: &'static str) -> Result<(), Error> {
+        self.deps.push(Dep::Raw { param, path });
+        Ok(())
+    }
+}
+
+/// A value shared between the stages of one call.
+pub(crate) type Value = Arc<dyn Any + Send + Sync>;
+
+/// The inputs handed to [`Stage::compute`]: the ancestors' values and the raw inputs'
+/// resolved paths, in the order [`Stage::inputs`] gave them.
+pub struct Inputs<'a> {
+    pub(crate) values: &'a [Value],
+    pub(crate) raw: &'a [PathBuf],
+}
+
+impl Inputs<'_> {
+    /// The value of ancestor `i`, by reference.
+    ///
+    /// # Errors
+    /// Never for generated code: `i` and `T` come from the same attribute.
+    pub fn get<T: 'static>(&self, i: usize) -> Result<&T, BoxError> {
+        self.values
+            .get(i)
+            .and_then(|v| v.downcast_ref::<T>())
+            .ok_or_else(|| format!("internal error: ancestor {i} has another type").into())
+    }
+
+    /// The value of ancestor `i`, by value (a clone: other stages may share it).
+    ///
+    /// # Errors
+    /// Never for generated code: `i` and `T` come from the same attribute.
+    pub fn take<T: ByValue>(&self, i: usize) -> Result<T, BoxError> {
+        self.get::<T>(i).cloned()
+    }
+
+    /// The path of raw input `i`, resolved against the data folder, as the parameter's type.
+    ///
+    /// # Errors
+    /// Never for generated code: `i` comes from the same attribute.
+    pub fn raw<'p, T: RawArg<'p>>(&'p self, i: usize) -> Result<T, BoxError> {
+        self.raw
+            .get(i)
+            .map(|p| T::from_path(p))
+            .ok_or_else(|| format!("internal error: no raw input {i}").into())
+    }
+}
+
+/// An ancestor's output taken by value, which is a clone of the shared value.
+#[diagnostic::on_unimplemented(
+    message = "an ancestor's output `{Self}` is taken by value but is not `Clone`",
+    label = "take it by reference instead: `&{Self}`",
+    note = "an ancestor's value may be shared by several stages, so taking it by value clones it"
+)]
+pub trait ByValue: Clone + 'static {}
+
+impl<T: Clone + 'static> ByValue for T {}
+
+/// A parameter taken by value has exactly its ancestor's output type.
+#[diagnostic::on_unimplemented(
+    message = "this parameter is declared `{Self}`, but its ancestor outputs `{Output}`",
+    label = "declare it as `{Output}`, or `&{Output}` to share it without a clone"
+)]
+pub trait OutputIs<Output> {}
+
+impl<T> OutputIs<T> for T {}
+
+/// Compiles only when `P` is `O`: checks a by-value ancestor parameter against the
+/// ancestor's output, with a message that names both.
+pub const fn output_is<P: OutputIs<O>, O>() {}
+
+/// A raw input as the body's parameter type: `&Path` or `PathBuf`.
+#[diagnostic::on_unimplemented(
+    message = "a raw input cannot be passed as `{Self}`",
+    label = "a parameter bound to a path takes `&Path` or `PathBuf`"
+)]
+pub trait RawArg<'p> {
+    /// The argument for the resolved path.
+    fn from_path(path: &'p Path) -> Self;
+}
+
+impl<'p> RawArg<'p> for &'p Path {
+    fn from_path(path: &'p Path) -> Self {
+        path
+    }
+}
+
+impl RawArg<'_> for PathBuf {
+    fn from_path(path: &Path) -> Self {
+        path.to_path_buf()
+    }
+}
+
+/// A body's `Result` with its error boxed, as the run context keeps it.
+///
+/// # Errors
+/// The body's error, boxed.
+pub fn body_result<T, E: Into<BoxError>>(result: Result<T, E>) -> Result<T, BoxError> {
+    result.map_err(Into::into)
+}
+
+/// How a stage's output is kept, as the planner and the executor need to know it.
+#[derive(Debug, Clone)]
+pub(crate) struct CodecInfo {
+    /// `id+settings`, as the key records it.
+    pub id: String,
+    /// The settings new entries are written with.
+    pub settings: String,
+    pub shape: Option<Digest>,
+    pub persistent: bool,
+    pub extension: &'static str,
+    pub reads: Reads,
+}
+
+/// A call of one stage with its arguments, its type erased so that calls of any stage mix
+/// in one plan.
+pub(crate) trait Call: Send + Sync {
+    /// What the attribute knows of the stage.
+    fn info(&self) -> &'static StageInfo;
+    /// The stage's type, which with the parameters identifies a call.
+    fn stage_type(&self) -> TypeId;
+    /// Hands the free parameters to `cx`.
+    fn params(&self, cx: &mut Params<'_>) -> Result<(), Error>;
+    /// Hands the ancestors and raw inputs to `cx`.
+    fn inputs(&self, cx: &mut Plan<'_>) -> Result<(), Error>;
+    /// How the output is kept, under `config`.
+    fn codec(&self, config: &Config) -> CodecInfo;
+    /// Runs the body; a call runs at most once.
+    fn compute(&self, inputs: &Inputs<'_>) -> Result<Value, BoxError>;
+    /// Encodes `value` (this stage's output) into `out`.
+    fn encode(
+        &self,
+        value: &Value,
+        out: &mut PayloadWriter,
+        settings: &str,
+    ) -> Result<(), BoxError>;
+    /// Decodes a payload into this stage's output.
+    fn decode(&self, payload: Payload) -> Result<Value, BoxError>;
+}
+
+/// The [`Call`] of stage `S`.
+pub(crate) struct Typed<S: Stage> {
+    args: Mutex<Option<S::Args>>,
+}
+
+impl<S: Stage> Typed<S> {
+    pub(crate) fn new(args: S::Args) -> Typed<S> {
+        Typed {
+            args: Mutex::new(Some(args)),
+        }
+    }
+
+    /// Runs `f` on the arguments, while they are still here.
+    fn with_args<R>(&self, f: impl FnOnce(&S::Args) -> Result<R, Error>) -> Result<R, Error> {
+        let args = self
+            .args
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let args = args.as_ref().ok_or_else(|| Error::Body {
+            stage: S::INFO.path(),
+            source: "internal error: the call was planned after it ran".into(),
+        })?;
+        f(args)
+    }
+}
+
+impl<S: Stage> Call for Typed<S> {
+    fn info(&self) -> &'static StageInfo {
+        S::INFO
+    }
+
+    fn stage_type(&self) -> TypeId {
+        TypeId::of::<S>()
+    }
+
+    fn params(&self, cx: &mut Params<'_>) -> Result<(), Error> {
+        self.with_args(|args| S::params(args, cx))
+    }
+
+    fn inputs(&self, cx: &mut Plan<'_>) -> Result<(), Error> {
+        self.with_args(|args| S::inputs(args, cx))
+    }
+
+    fn codec(&self, config: &Config) -> CodecInfo {
+        let settings = <S::Codec as Codec<S::Output>>::settings(config);
+        CodecInfo {
+            id: codec_id::<S::Output, S::Codec>(&settings),
+            settings,
+            shape: <S::Codec as Codec<S::Output>>::shape(),
+            persistent: <S::Codec as Codec<S::Output>>::PERSISTENT,
+            extension: <S::Codec as Codec<S::Output>>::EXTENSION,
+            reads: <S::Codec as Codec<S::Output>>::READS,
+        }
+    }
+
+    fn compute(&self, inputs: &Inputs<'_>) -> Result<Value, BoxError> {
+        let args = self
+            .args
+            .lock()
+            .map_err(|_| "internal error: poisoned arguments")?
+            .take()
+            .ok_or("internal error: a stage ran twice in one call")?;
+        Ok(Arc::new(S::compute(args, inputs)?))
+    }
+
+    fn encode(
+        &self,
+        value: &Value,
+        out: &mut PayloadWriter,
+        settings: &str,
+    ) -> Result<(), BoxError> {
+        let value = value
+            .downcast_ref::<S::Output>()
+            .ok_or("internal error: output of another type")?;
+        <S::Codec as Codec<S::Output>>::encode(value, out, settings)
+    }
+
+    fn decode(&self, payload: Payload) -> Result<Value, BoxError> {
+        Ok(Arc::new(<S::Codec as Codec<S::Output>>::decode(payload)?))
+    }
+}
