@@ -18,8 +18,8 @@ mod run;
 mod store;
 
 pub use codec::{
-    Bincode, BincodeData, Codec, Damaged, Memory, Parquet, ParquetData, Payload, PayloadReader,
-    Reads, Segments,
+    Arrow, Bincode, BincodeData, Codec, Damaged, Memory, Parquet, ParquetData, Payload,
+    PayloadReader, Reads, Segments,
 };
 pub use config::{Config, ParquetCompression};
 pub use error::{BoxError, Error};
@@ -29,13 +29,14 @@ pub use key::{
 };
 pub use run::{
     AncestorInfo, AsStage, ByValue, Event, File, Graph, GraphNode, Inputs, Outcome, OutputIs,
-    Param, Params, Plan, RUNS_DIR, RawArg, RawInfo, RunLog, RunRecord, Stage, StageInfo, State,
-    TrackInfo, UsedKey, body_result, call, explain, graph, info_of, key, observe, output_is,
+    Param, Params, Plan, RUNS_DIR, RawArg, RawInfo, RecordedInput, RunLog, RunRecord, Stage,
+    StageInfo, State, TrackInfo, UsedKey, body_result, call, explain, graph, info_of, key, observe,
+    output_is,
 };
 pub use store::{
-    Entry, KeyLock, Listed, LocalStore, LockAttempt, META_SUFFIX, PayloadWriter, Put, Store,
-    StoreError, WriteError, decode_meta, encode_meta, meta_format, meta_name, stage_folder,
-    stage_of_folder,
+    Entry, Found, KeyLock, Layered, Listed, LocalStore, LockAttempt, META_SUFFIX, PayloadWriter,
+    Put, Store, StoreError, WriteError, decode_meta, encode_meta, meta_format, meta_name,
+    stage_folder, stage_of_folder,
 };
 
 /// A stage compiled into this program, registered by `#[stage]`.

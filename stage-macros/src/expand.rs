@@ -23,7 +23,7 @@ pub fn stage(model: &Model, hash: [u8; 32]) -> TokenStream {
     let free_types: Vec<_> = free.iter().map(|p| &p.ty).collect();
     let wrapper_attrs = &func.attrs;
     let info = info(model, hash);
-    let codec = codec(*cache, out);
+    let codec = codec(cache, out);
     let inputs = inputs(model);
     let compute = compute(model);
     quote! {
@@ -62,12 +62,14 @@ pub fn stage(model: &Model, hash: [u8; 32]) -> TokenStream {
     }
 }
 
-fn codec(cache: Cache, out: &syn::Type) -> TokenStream {
+fn codec(cache: &Cache, out: &syn::Type) -> TokenStream {
     let span = out.span();
     match cache {
         Cache::Parquet => quote_spanned!(span=> type Codec = ::stage::__private::Parquet;),
+        Cache::Arrow => quote_spanned!(span=> type Codec = ::stage::__private::Arrow;),
         Cache::Bincode => quote_spanned!(span=> type Codec = ::stage::__private::Bincode;),
         Cache::Memory => quote_spanned!(span=> type Codec = ::stage::__private::Memory;),
+        Cache::Custom(path) => quote_spanned!(path.span()=> type Codec = #path;),
     }
 }
 

@@ -12,19 +12,24 @@ use crate::args::{Arg, Args, Value};
 const RESERVED: [&str; 4] = ["cache", "version", "uses", "name"];
 
 /// How the output is kept.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Cache {
     Parquet,
+    Arrow,
     Bincode,
     Memory,
+    /// `cache = path::ToCodec`: a type that implements `stage::Codec<Output>`.
+    Custom(Path),
 }
 
 impl Cache {
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> String {
         match self {
-            Cache::Parquet => "parquet",
-            Cache::Bincode => "bincode",
-            Cache::Memory => "memory",
+            Cache::Parquet => "parquet".to_owned(),
+            Cache::Arrow => "arrow".to_owned(),
+            Cache::Bincode => "bincode".to_owned(),
+            Cache::Memory => "memory".to_owned(),
+            Cache::Custom(path) => quote::quote!(#path).to_string().replace(' ', ""),
         }
     }
 }
@@ -190,20 +195,22 @@ fn signature_params(func: &ItemFn, errors: &mut Errors) -> Vec<Param> {
     params
 }
 
+/// `parquet`, `arrow`, `bincode`, `memory`, or a path to a codec type. A single lowercase
+/// name that is none of the built-in ones is taken for a typo, not a type.
 fn parse_cache(value: &Value, errors: &mut Errors) -> Cache {
-    if let Value::Path(p) = value
-        && let Some(ident) = p.get_ident()
-    {
-        match ident.to_string().as_str() {
-            "parquet" => return Cache::Parquet,
-            "bincode" => return Cache::Bincode,
-            "memory" => return Cache::Memory,
-            _ => {}
+    if let Value::Path(p) = value {
+        match p.get_ident().map(ToString::to_string).as_deref() {
+            Some("parquet") => return Cache::Parquet,
+            Some("arrow") => return Cache::Arrow,
+            Some("bincode") => return Cache::Bincode,
+            Some("memory") => return Cache::Memory,
+            Some(name) if name.starts_with(|c: char| c.is_ascii_lowercase()) => {}
+            _ => return Cache::Custom(p.clone()),
         }
     }
     errors.push(
         value.span(),
-        "unknown cache format: expected one of `parquet`, `bincode`, `memory`",
+        "unknown cache format: expected one of `parquet`, `arrow`, `bincode`, `memory`, or the path of a type that implements `stage::Codec` (`cache = my::Json`)",
     );
     Cache::Memory
 }

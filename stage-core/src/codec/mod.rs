@@ -102,6 +102,10 @@ pub trait Codec<T>: 'static {
 #[derive(Debug, Clone, Copy)]
 pub struct Parquet;
 
+/// `cache = arrow`: Arrow data in an Arrow IPC file, read back without decoding.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrow;
+
 /// `cache = bincode`: any serde type, with bincode's standard configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct Bincode;

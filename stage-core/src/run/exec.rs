@@ -18,7 +18,7 @@ use crate::run::plan::{Node, forget_output, remember_output};
 use crate::run::progress::Progress;
 use crate::run::scope::{Scope, with_scope};
 use crate::run::stage::{Inputs, Value};
-use crate::store::{Entry, KeyLock, LocalStore, LockAttempt, now_ms, payload_name};
+use crate::store::{Entry, Found, KeyLock, Layered, LockAttempt, now_ms, payload_name};
 use crate::{BoxError, Error};
 
 /// How long a stage whose key another thread or process is computing waits before it
@@ -29,7 +29,7 @@ const LOCK_POLL: Duration = Duration::from_millis(15);
 /// ended up with (none for those whose key was never learnt).
 pub(crate) fn execute(
     scope: &Scope,
-    store: &LocalStore,
+    store: &Layered,
     nodes: &[Node],
     root: usize,
 ) -> (Result<Value, Error>, Vec<Option<Digest>>) {
@@ -125,7 +125,7 @@ struct State {
     outputs: Vec<Option<Digest>>,
     /// The ingredients a stage's key was made of, with its ancestors' outputs filled in.
     ingredients: Vec<Option<Ingredients>>,
-    found: Vec<Option<Entry>>,
+    found: Vec<Option<(Entry, Found)>>,
     reasons: Vec<Option<Reason>>,
     /// The payload digest of the entry a recomputed stage's reason compared with.
     nearest: Vec<Option<Digest>>,
@@ -203,7 +203,7 @@ impl State {
 
 struct Exec<'a> {
     nodes: &'a [Node],
-    store: &'a LocalStore,
+    store: &'a Layered,
     scope: &'a Scope,
     state: Mutex<State>,
     wake: Condvar,
@@ -214,8 +214,8 @@ struct Exec<'a> {
 }
 
 /// What the cache holds for a stage whose key is known.
-enum Found {
-    Hit(Box<Entry>),
+enum Lookup {
+    Hit(Box<(Entry, Found)>),
     Miss(Reason, Option<Digest>),
 }
 
@@ -341,18 +341,16 @@ impl Exec<'_> {
     /// miss computes it.
     fn decide(&self, st: &mut State, i: usize) {
         match self.find(st, i) {
-            Found::Hit(entry) => {
-                if st.outputs[i] != Some(entry.blake3) {
-                    st.outputs[i] = Some(entry.blake3);
-                }
-                st.found[i] = Some(*entry);
+            Lookup::Hit(hit) => {
+                st.outputs[i] = Some(hit.0.blake3);
+                st.found[i] = Some(*hit);
                 st.status[i] = Status::Known;
                 self.notify_output(st, i);
                 if st.wanted[i] {
                     self.value_of_known(st, i);
                 }
             }
-            Found::Miss(reason, nearest) => {
+            Lookup::Miss(reason, nearest) => {
                 st.nearest[i] = nearest;
                 if self.nodes[i].persistent() || st.wanted[i] {
                     self.compute_path(st, i, reason);
@@ -365,23 +363,23 @@ impl Exec<'_> {
     }
 
     /// The entry of node `i`'s key, or why there is none.
-    fn find(&self, st: &State, i: usize) -> Found {
+    fn find(&self, st: &State, i: usize) -> Lookup {
         let node = &self.nodes[i];
         if !node.persistent() {
-            return Found::Miss(Reason::MemoryOnly, None);
+            return Lookup::Miss(Reason::MemoryOnly, None);
         }
         let Some(key) = st.keys[i] else {
-            return Found::Miss(Reason::NeverRun, None);
+            return Lookup::Miss(Reason::NeverRun, None);
         };
-        if let Some(entry) = st.found[i].as_ref().filter(|e| e.key == key) {
-            return Found::Hit(Box::new(entry.clone()));
+        if let Some(found) = st.found[i].as_ref().filter(|(e, _)| e.key == key) {
+            return Lookup::Hit(Box::new(found.clone()));
         }
-        if let Some(entry) = self.store.find(&node.path, &key) {
-            return Found::Hit(Box::new(entry));
+        if let Some(found) = self.store.lookup(&node.path, &key) {
+            return Lookup::Hit(Box::new(found));
         }
         let ingredients = st.ingredients[i].as_ref().unwrap_or(&node.ingredients);
         let (reason, nearest) = self.reason(&node.path, ingredients);
-        Found::Miss(reason, nearest)
+        Lookup::Miss(reason, nearest)
     }
 
     /// Why a stage with `ingredients` recomputes, compared with its nearest entry, and
@@ -394,11 +392,11 @@ impl Exec<'_> {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(
                 all.entry(stage.to_owned())
-                    .or_insert_with(|| Arc::new(self.store.entries(stage))),
+                    .or_insert_with(|| Arc::new(self.store.local().entries(stage))),
             )
         };
         let (reason, nearest) = ingredients.reason(entries.iter().map(|e| &e.ingredients));
-        if matches!(reason, Reason::NeverRun) && self.store.holds_other_format(stage) {
+        if matches!(reason, Reason::NeverRun) && self.store.local().holds_other_format(stage) {
             return (Reason::Format, None);
         }
         (reason, nearest.map(|n| entries[n].blake3))
@@ -582,10 +580,10 @@ impl Exec<'_> {
 
     fn load(&self, i: usize) {
         let node = &self.nodes[i];
-        let entry = self.lock().found[i].clone();
-        let loaded = entry
+        let found = self.lock().found[i].clone();
+        let loaded = found
             .ok_or_else(|| "entry vanished".into())
-            .and_then(|e| self.read(node, &e));
+            .and_then(|(entry, found)| self.read(node, &entry, found));
         let mut st = self.lock();
         st.undecided -= 1;
         match loaded {
@@ -624,10 +622,10 @@ impl Exec<'_> {
         self.free_values(&mut st);
     }
 
-    fn read(&self, node: &Node, entry: &Entry) -> Result<Value, BoxError> {
+    fn read(&self, node: &Node, entry: &Entry, found: Found) -> Result<Value, BoxError> {
         tracing::Span::current().record("bytes", entry.bytes);
         self.store
-            .with_payload(entry, node.codec.reads, |payload| {
+            .with_payload(entry, found, node.codec.reads, |payload| {
                 guarded(|| node.call.decode(payload))
             })?
     }
@@ -639,7 +637,7 @@ impl Exec<'_> {
         if node.persistent()
             && let Some(key) = key
         {
-            match self.store.try_lock(&node.path, &key) {
+            match self.store.local().try_lock(&node.path, &key) {
                 LockAttempt::Busy => {
                     self.lock()
                         .delayed
@@ -649,8 +647,8 @@ impl Exec<'_> {
                 LockAttempt::Held(held) => lock = Some(held),
                 LockAttempt::Unavailable => {}
             }
-            if let Some(entry) = self.store.find(&node.path, &key)
-                && let Ok(value) = self.read(node, &entry)
+            if let Some((entry, found)) = self.store.lookup(&node.path, &key)
+                && let Ok(value) = self.read(node, &entry, found)
             {
                 let mut st = self.lock();
                 self.release_inputs(&mut st, i);
@@ -767,8 +765,12 @@ impl Exec<'_> {
         let settings = &node.codec.settings;
         let written = self
             .store
+            .local()
             .write(entry, |out| node.call.encode(value, out, settings));
         drop(lock);
+        if let Ok(entry) = &written {
+            self.store.share(entry);
+        }
         let mut st = self.lock();
         let (digest, failure) = match written {
             Ok(entry) => {
@@ -776,7 +778,7 @@ impl Exec<'_> {
                 span.record("outcome", "written");
                 span.record("bytes", entry.bytes);
                 let digest = entry.blake3;
-                st.found[i] = Some(entry);
+                st.found[i] = Some((entry, Found::Local));
                 (Some(digest), None)
             }
             Err(e) => (e.entry.map(|e| e.blake3), Some(e.error)),
@@ -797,7 +799,7 @@ impl Exec<'_> {
 
     fn save_failed(&self, st: &mut State, i: usize, source: &BoxError) {
         let node = &self.nodes[i];
-        let dir = self.store.stage_dir(&node.path);
+        let dir = self.store.local().stage_dir(&node.path);
         if self.scope.config.is_strict() {
             st.fail(Error::Save {
                 stage: node.path.clone(),

@@ -10,7 +10,7 @@ use crate::key::{Change, Digest, Input, Param, Reason};
 use crate::run::plan::{Node as PlanNode, Planner};
 use crate::run::scope::Scope;
 use crate::run::stage::{Stage, Typed};
-use crate::store::LocalStore;
+use crate::store::{Found, Layered, LocalStore};
 
 /// The stages reachable from one call, with their keys and states: see [`graph`].
 #[derive(Debug, Clone, Serialize)]
@@ -67,7 +67,7 @@ pub enum State {
 /// When a raw input cannot be read or the stages form a cycle.
 pub fn graph<S: Stage>(args: S::Args) -> Result<Graph, Error> {
     let scope = Scope::current();
-    let store = LocalStore::new(scope.config.cache_dir());
+    let store = Layered::new(LocalStore::new(scope.config.cache_dir()));
     let mut planner = Planner::new(&scope.config, &store);
     let root = planner.plan(Box::new(Typed::<S>::new(args)));
     planner.save_index();
@@ -116,21 +116,22 @@ pub fn graph<S: Stage>(args: S::Args) -> Result<Graph, Error> {
 }
 
 /// The state of node `n`, from metadata (and a `stat` of a payload) only.
-fn state(store: &LocalStore, n: &PlanNode, plan_nodes: &[PlanNode]) -> State {
+fn state(store: &Layered, n: &PlanNode, plan_nodes: &[PlanNode]) -> State {
     if !n.persistent() {
         return State::Outdated(Reason::MemoryOnly);
     }
     if let Some(key) = n.key {
-        let entry = n.entry.clone().or_else(|| store.find(&n.path, &key));
+        let entry = n.entry.clone().or_else(|| store.lookup(&n.path, &key));
         return match entry {
-            Some(entry) if store.has_payload(&entry) => State::Cached,
+            Some((entry, Found::Local)) if store.local().has_payload(&entry) => State::Cached,
+            Some((_, Found::Remote)) => State::Cached,
             Some(_) => State::Outdated(Reason::Removed),
-            None => State::Outdated(reason(store, n).0),
+            None => State::Outdated(reason(store.local(), n).0),
         };
     }
     // Unknown outputs are zero digests: they differ from every entry's, so they show as
     // changed ancestors; whether anything else changed says if the stage may be cut off.
-    let (reason, _) = reason(store, n);
+    let (reason, _) = reason(store.local(), n);
     let unknown: Vec<&str> = n
         .ancestors
         .iter()

@@ -14,13 +14,13 @@ pub(crate) mod stage;
 use std::sync::Arc;
 
 use crate::key::Digest;
-use crate::store::LocalStore;
+use crate::store::{Layered, LocalStore};
 use crate::{BoxError, Error};
 
 pub use graph::{Graph, Node as GraphNode, State, explain, graph};
 pub use info::{AncestorInfo, RawInfo, StageInfo, TrackInfo};
 pub use log::{Event, Outcome, RunLog};
-pub use record::{RUNS_DIR, RunRecord, UsedKey};
+pub use record::{RUNS_DIR, RecordedInput, RunRecord, UsedKey};
 pub use scope::observe;
 pub use stage::{
     AsStage, ByValue, File, Inputs, OutputIs, Param, Params, Plan, RawArg, Stage, body_result,
@@ -37,7 +37,7 @@ use stage::Typed;
 /// See [`Error`].
 pub fn call<S: Stage>(args: S::Args) -> Result<S::Output, Error> {
     let scope = Scope::current();
-    let store = LocalStore::new(scope.config.cache_dir());
+    let store = Layered::new(LocalStore::new(scope.config.cache_dir()));
     let mut planner = Planner::new(&scope.config, &store);
     let root = planner.plan(Box::new(Typed::<S>::new(args)));
     planner.save_index();
@@ -61,7 +61,7 @@ pub fn call<S: Stage>(args: S::Args) -> Result<S::Output, Error> {
 /// known.
 pub fn key<S: Stage>(args: S::Args) -> Result<Digest, Error> {
     let scope = Scope::current();
-    let store = LocalStore::new(scope.config.cache_dir());
+    let store = Layered::new(LocalStore::new(scope.config.cache_dir()));
     let mut planner = Planner::new(&scope.config, &store);
     let root = planner.plan(Box::new(Typed::<S>::new(args)));
     planner.save_index();

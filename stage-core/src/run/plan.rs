@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::key::{Ancestor, Digest, FORMAT, Ingredients, Input, Named, StatIndex};
 use crate::run::info::{StageInfo, tracked_closure};
 use crate::run::stage::{Call, CodecInfo, Dep, Params, Plan};
-use crate::store::{Entry, LocalStore};
+use crate::store::{Entry, Found, Layered};
 
 /// A stage instance of a call: its key, ingredients, ancestors, and how to run it.
 pub(crate) struct Node {
@@ -36,8 +36,8 @@ pub(crate) struct Node {
     /// What this node's descendants' keys take from it, when known: the blake3 of its
     /// payload (cached), or its key (memory-only).
     pub(crate) output: Option<Digest>,
-    /// Its entry, when it was looked up while planning and found.
-    pub(crate) entry: Option<Entry>,
+    /// Its entry, when it was looked up while planning and found, and where.
+    pub(crate) entry: Option<(Entry, Found)>,
 }
 
 impl Node {
@@ -54,11 +54,11 @@ pub(crate) struct Planner<'a> {
     on_stack: HashSet<(TypeId, Digest)>,
     index: Arc<StatIndex>,
     config: &'a Config,
-    store: &'a LocalStore,
+    store: &'a Layered,
 }
 
 impl<'a> Planner<'a> {
-    pub(crate) fn new(config: &'a Config, store: &'a LocalStore) -> Planner<'a> {
+    pub(crate) fn new(config: &'a Config, store: &'a Layered) -> Planner<'a> {
         Planner {
             nodes: Vec::new(),
             seen: HashMap::new(),
@@ -215,10 +215,10 @@ impl<'a> Planner<'a> {
             node.output = Some(output);
             return;
         }
-        if let Some(entry) = self.store.find(&node.path, &key) {
+        if let Some((entry, found)) = self.store.lookup(&node.path, &key) {
             remember_output(key, entry.blake3);
             node.output = Some(entry.blake3);
-            node.entry = Some(entry);
+            node.entry = Some((entry, found));
         }
     }
 }

@@ -26,6 +26,19 @@ pub struct RunRecord {
     pub time_ms: u64,
     /// Every cached stage of the call's pipeline with its key, needed or not.
     pub used: Vec<UsedKey>,
+    /// The raw inputs the call's pipeline read: each path as the attribute gives it
+    /// (relative to the data folder) with its content hash.
+    #[serde(default)]
+    pub inputs: Vec<RecordedInput>,
+}
+
+/// A raw input in a [`RunRecord`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedInput {
+    /// The path as the attribute gives it.
+    pub path: String,
+    /// Its content hash in that run.
+    pub hash: Digest,
 }
 
 /// One stage's key in a [`RunRecord`].
@@ -100,11 +113,22 @@ pub(crate) fn record_run(config: &Config, nodes: &[Node], keys: &[Option<Digest>
     if used.is_empty() {
         return;
     }
+    let mut inputs: Vec<RecordedInput> = nodes
+        .iter()
+        .flat_map(|n| &n.ingredients.inputs)
+        .map(|i| RecordedInput {
+            path: i.path.clone(),
+            hash: i.hash,
+        })
+        .collect();
+    inputs.sort_by(|a, b| a.path.cmp(&b.path));
+    inputs.dedup();
     let record = RunRecord {
         root: nodes[root].path.clone(),
         key: keys[root].unwrap_or_default(),
         time_ms: crate::store::now_ms(),
         used,
+        inputs,
     };
     if let Err(e) = record.write(config.cache_dir()) {
         tracing::debug!(error = %e, "run record not written");
@@ -145,6 +169,7 @@ mod tests {
                 key: Digest::of(b"k"),
                 time_ms: t,
                 used: vec![],
+                inputs: vec![],
             }
             .write(dir.path())
             .unwrap();

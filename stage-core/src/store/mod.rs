@@ -8,6 +8,7 @@
 mod checksum;
 mod entry;
 mod files;
+mod layered;
 mod local;
 mod lock;
 mod payload;
@@ -23,6 +24,7 @@ use crate::key::Digest;
 pub(crate) use checksum::check_segments;
 pub use entry::{Entry, decode_meta, encode_meta, meta_format};
 pub(crate) use files::now_ms;
+pub use layered::{Found, Layered};
 pub(crate) use local::payload_name;
 pub use local::{KeyLock, LocalStore, LockAttempt};
 pub use payload::PayloadWriter;
