@@ -690,7 +690,7 @@ impl Exec<'_> {
                 let span = tracing::Span::current();
                 span.record("outcome", "miss");
                 span.record("reason", tracing::field::display(&reason));
-                tracing::info!(reason = %reason, ms = compute_ms, "computed");
+                tracing::info!(reason = %reason, seconds = started.elapsed().as_secs_f64(), "computed");
                 self.record(node, st.keys[i], Outcome::Computed(reason));
                 if node.persistent() {
                     if st.keys[i].is_some() {
