@@ -21,6 +21,18 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// The body of a per-item stage failed for one item (or the item could not be read);
+    /// the items computed before are kept, and the next call computes only the rest.
+    #[error("stage `{stage}` failed on item `{item}`")]
+    Item {
+        /// The stage's path.
+        stage: String,
+        /// The item: the file's relative path, or the element's index.
+        item: String,
+        /// What went wrong.
+        #[source]
+        source: BoxError,
+    },
     /// The body of a stage panicked. Nothing was cached for it.
     #[error("stage `{stage}` panicked: {message}")]
     Panic {
@@ -87,6 +99,7 @@ impl Error {
     pub fn stage(&self) -> Option<&str> {
         match self {
             Error::Body { stage, .. }
+            | Error::Item { stage, .. }
             | Error::Panic { stage, .. }
             | Error::Input { stage, .. }
             | Error::Param { stage, .. }

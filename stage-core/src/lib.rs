@@ -24,19 +24,19 @@ pub use codec::{
 pub use config::{Config, ParquetCompression};
 pub use error::{BoxError, Error};
 pub use key::{
-    Ancestor, Change, Digest, FORMAT, Ingredients, Input, Named, Param as ParamPart,
+    Ancestor, Change, Digest, Element, FORMAT, Ingredients, Input, Named, Param as ParamPart,
     ParseDigestError, Reason, StatIndex,
 };
 pub use run::{
-    AncestorInfo, AsStage, ByValue, Event, File, Graph, GraphNode, Inputs, Outcome, OutputIs,
-    Param, Params, Plan, RUNS_DIR, RawArg, RawInfo, RecordedInput, RunLog, RunRecord, Stage,
-    StageInfo, State, TrackInfo, UsedKey, body_result, call, explain, graph, info_of, key, observe,
-    output_is,
+    AncestorInfo, AsStage, ByValue, Each, Event, File, Graph, GraphNode, Inputs, Items, Outcome,
+    OutputIs, Param, Params, Plan, RUNS_DIR, RawArg, RawInfo, RecordedInput, RunLog, RunRecord,
+    Stage, StageInfo, State, TrackInfo, UsedKey, body_result, call, explain, graph, info_of, key,
+    observe, output_is,
 };
 pub use store::{
-    Entry, Found, KeyLock, Layered, Listed, LocalStore, LockAttempt, META_SUFFIX, PayloadWriter,
-    Put, Store, StoreError, WriteError, decode_meta, encode_meta, meta_format, meta_name,
-    stage_folder, stage_of_folder,
+    Entry, Found, INLINE_MAX, ITEMS, KeyLock, Layered, Listed, ListedItem, LocalStore, LockAttempt,
+    META_SUFFIX, PayloadWriter, Put, Store, StoreError, WriteError, decode_meta, encode_meta,
+    meta_format, meta_name, stage_folder, stage_of_folder,
 };
 
 /// A stage compiled into this program, registered by `#[stage]`.

@@ -72,10 +72,14 @@ fn ingredients() -> impl Strategy<Value = Ingredients> {
             prop::collection::vec(param, 0..4),
             prop::collection::vec(input, 0..3),
             prop::collection::vec(ancestor, 0..3),
+            proptest::option::of((text(), digest())),
         ),
     )
         .prop_map(
-            |((format, stage, code, salt, codec, shape), (helpers, params, inputs, ancestors))| {
+            |(
+                (format, stage, code, salt, codec, shape),
+                (helpers, params, inputs, ancestors, element),
+            )| {
                 Ingredients {
                     format,
                     stage,
@@ -87,6 +91,7 @@ fn ingredients() -> impl Strategy<Value = Ingredients> {
                     params,
                     inputs,
                     ancestors,
+                    element: element.map(|(label, identity)| Element { label, identity }),
                 }
             },
         )

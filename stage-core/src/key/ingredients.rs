@@ -33,6 +33,19 @@ pub struct Ingredients {
     pub inputs: Vec<Input>,
     /// Ancestors: the output of each.
     pub ancestors: Vec<Ancestor>,
+    /// For one item of a per-item stage: the element it is computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub element: Option<Element>,
+}
+
+/// The element one item of a per-item stage is computed from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Element {
+    /// What a person reads: the file's relative path, or the element's index.
+    pub label: String,
+    /// What the key takes: the file's relative path and content, the element's canonical
+    /// bytes, or the upstream item's output, hashed.
+    pub identity: Digest,
 }
 
 /// A name with a digest.
@@ -130,6 +143,13 @@ impl Ingredients {
             h.str(&ancestor.param);
             h.str(&ancestor.stage);
             h.digest(&ancestor.output);
+        }
+        match &self.element {
+            Some(element) => {
+                h.u64(1);
+                h.digest(&element.identity);
+            }
+            None => h.u64(0),
         }
         Digest::from(h.0.finalize())
     }
@@ -375,6 +395,7 @@ mod tests {
                 key: Digest([3; 32]),
                 output: Digest([4; 32]),
             }],
+            element: None,
         }
     }
 

@@ -8,5 +8,7 @@ mod raw;
 
 pub use canonical::to_bytes as canonical_bytes;
 pub use digest::{Digest, ParseDigestError};
-pub use ingredients::{Ancestor, Change, FORMAT, Ingredients, Input, Named, Param, Reason};
-pub use raw::StatIndex;
+pub use ingredients::{
+    Ancestor, Change, Element, FORMAT, Ingredients, Input, Named, Param, Reason,
+};
+pub use raw::{HashedFile, StatIndex};

@@ -190,20 +190,51 @@ impl StatIndex {
         Ok(hash)
     }
 
-    /// Hash of the folder at the canonical `root`.
-    fn hash_folder(&self, root: &Path) -> io::Result<blake3::Hash> {
-        let mut files = Vec::new();
-        walk(root, &[], &mut vec![root.to_path_buf()], &mut files)?;
+    /// Every regular file below the folder `path` (recursively, following symlinks), in
+    /// bytewise order of their relative paths, each with its content hash; and the folder's
+    /// hash, the one [`StatIndex::hash`] gives it.
+    ///
+    /// # Errors
+    /// As [`StatIndex::hash`]; `InvalidInput` when `path` is not a folder.
+    pub fn files(&self, path: &Path) -> io::Result<(Vec<HashedFile>, blake3::Hash)> {
+        let root = fs::canonicalize(path)?;
+        if !fs::metadata(&root)?.is_dir() {
+            return Err(invalid(&root, "is not a folder"));
+        }
+        let mut found = Vec::new();
+        walk(&root, &[], &mut vec![root.clone()], &mut found)?;
         let mut hasher = blake3::Hasher::new_derive_key(FOLDER_CONTEXT);
-        for file in files {
+        let mut files = Vec::with_capacity(found.len());
+        for file in found {
             let hash = self.hash_file(&file.abs, &file.meta)?;
             let len = u64::try_from(file.rel.len()).unwrap_or(u64::MAX);
             hasher.update(&len.to_le_bytes());
             hasher.update(&file.rel);
             hasher.update(hash.as_bytes());
+            files.push(HashedFile {
+                rel: String::from_utf8_lossy(&file.rel).into_owned(),
+                abs: file.abs,
+                hash,
+            });
         }
-        Ok(hasher.finalize())
+        Ok((files, hasher.finalize()))
     }
+
+    /// Hash of the folder at the canonical `root`.
+    fn hash_folder(&self, root: &Path) -> io::Result<blake3::Hash> {
+        self.files(root).map(|(_, hash)| hash)
+    }
+}
+
+/// A regular file below a folder, with its content hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashedFile {
+    /// Its path relative to the folder, `/`-separated.
+    pub rel: String,
+    /// Its absolute path.
+    pub abs: PathBuf,
+    /// blake3 of its content.
+    pub hash: blake3::Hash,
 }
 
 /// A regular file found below a folder.

@@ -4,6 +4,7 @@
 mod exec;
 mod graph;
 pub(crate) mod info;
+mod items;
 mod log;
 mod plan;
 mod progress;
@@ -19,6 +20,7 @@ use crate::{BoxError, Error};
 
 pub use graph::{Graph, Node as GraphNode, State, explain, graph};
 pub use info::{AncestorInfo, RawInfo, StageInfo, TrackInfo};
+pub use items::{Each, Items};
 pub use log::{Event, Outcome, RunLog};
 pub use record::{RUNS_DIR, RecordedInput, RunRecord, UsedKey};
 pub use scope::observe;
@@ -35,7 +37,7 @@ use stage::Typed;
 ///
 /// # Errors
 /// See [`Error`].
-pub fn call<S: Stage>(args: S::Args) -> Result<S::Output, Error> {
+pub fn call<S: Stage>(args: S::Args) -> Result<S::Value, Error> {
     let scope = Scope::current();
     let store = Layered::new(LocalStore::new(scope.config.cache_dir()));
     let mut planner = Planner::new(&scope.config, &store);
@@ -45,7 +47,7 @@ pub fn call<S: Stage>(args: S::Args) -> Result<S::Output, Error> {
     let nodes = planner.nodes;
     let (value, keys) = exec::execute(&scope, &store, &nodes, root);
     record::record_run(&scope.config, &nodes, &keys, root);
-    let typed = Arc::downcast::<S::Output>(value?)
+    let typed = Arc::downcast::<S::Value>(value?)
         .map_err(|_| internal(S::INFO, "the output has another type"))?;
     Arc::try_unwrap(typed).map_err(|_| internal(S::INFO, "the output is still shared"))
 }

@@ -14,8 +14,9 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use crate::Error;
 use crate::config::Config;
-use crate::key::{Ancestor, Digest, FORMAT, Ingredients, Input, Named, StatIndex};
+use crate::key::{Ancestor, Digest, FORMAT, HashedFile, Ingredients, Input, Named, StatIndex};
 use crate::run::info::{StageInfo, tracked_closure};
+use crate::run::items::{Elements, Gather};
 use crate::run::stage::{Call, CodecInfo, Dep, Params, Plan};
 use crate::store::{Entry, Found, Layered};
 
@@ -23,14 +24,18 @@ use crate::store::{Entry, Found, Layered};
 pub(crate) struct Node {
     pub(crate) info: &'static StageInfo,
     pub(crate) path: String,
-    pub(crate) call: Box<dyn Call>,
+    pub(crate) call: Arc<dyn Call>,
     pub(crate) codec: CodecInfo,
     /// The ingredients; an ancestor whose output is not known yet has a zero output.
     pub(crate) ingredients: Ingredients,
     /// The ancestors' nodes, in the order of `ingredients.ancestors`.
     pub(crate) ancestors: Vec<usize>,
+    /// What the body's ancestor parameters receive, in attribute order (not the `each`).
+    pub(crate) bindings: Vec<Binding>,
     /// The raw inputs' resolved paths, in attribute order.
     pub(crate) raw: Vec<PathBuf>,
+    /// For a per-item stage: what it goes over.
+    pub(crate) map: Option<Map>,
     /// The key, when every ancestor's output is known.
     pub(crate) key: Option<Digest>,
     /// What this node's descendants' keys take from it, when known: the blake3 of its
@@ -44,6 +49,56 @@ impl Node {
     pub(crate) fn persistent(&self) -> bool {
         self.codec.persistent
     }
+}
+
+impl Map {
+    /// The ingredients an item's key starts from: the stage's `ingredients` without what it
+    /// goes over (an item's key takes its own element instead, never the others').
+    pub(crate) fn item_base(&self, ingredients: &Ingredients) -> Ingredients {
+        let mut base = ingredients.clone();
+        base.inputs.retain(|i| i.param != self.param);
+        base.ancestors.retain(|a| a.param != self.param);
+        base
+    }
+}
+
+/// What one ancestor parameter of a body receives.
+pub(crate) enum Binding {
+    /// The value of one ancestor node.
+    One(usize),
+    /// A sweep: the values of these nodes, gathered.
+    Sweep {
+        nodes: Vec<usize>,
+        gather: Box<dyn Gather>,
+    },
+}
+
+/// What a per-item stage goes over.
+pub(crate) struct Map {
+    /// The parameter bound to `each(...)`.
+    pub(crate) param: String,
+    pub(crate) source: Source,
+}
+
+pub(crate) enum Source {
+    /// The files below a folder, in order of their relative paths.
+    Files(Arc<Vec<HashedFile>>),
+    /// The elements of an ancestor's value.
+    Elements {
+        node: usize,
+        elements: Arc<dyn Elements>,
+    },
+}
+
+/// What a stage's inputs turn into while it is planned.
+#[derive(Default)]
+struct Deps {
+    ids: Vec<usize>,
+    ancestors: Vec<Ancestor>,
+    inputs: Vec<Input>,
+    raw: Vec<PathBuf>,
+    bindings: Vec<Binding>,
+    map: Option<Map>,
 }
 
 /// Derives the nodes of a call, ancestors before descendants.
@@ -120,7 +175,7 @@ impl<'a> Planner<'a> {
         });
         self.stack.pop();
         self.on_stack.remove(&identity);
-        let (ancestor_ids, ancestors, inputs, raw) = deps?;
+        let deps = deps?;
         let codec = call.codec(self.config);
         let ingredients = Ingredients {
             format: FORMAT,
@@ -137,19 +192,28 @@ impl<'a> Planner<'a> {
             codec: codec.id.clone(),
             shape: codec.shape,
             params,
-            inputs,
-            ancestors,
+            inputs: deps.inputs,
+            ancestors: deps.ancestors,
+            element: None,
         };
-        let known = ancestor_ids.iter().all(|&a| self.nodes[a].output.is_some());
+        if deps.map.is_some() && !codec.persistent {
+            return Err(Error::Body {
+                stage: info.path(),
+                source: "a per-item stage keeps each item in the cache: give it a `cache` (`bincode`, `parquet`, `arrow` or a codec of your own)".into(),
+            });
+        }
+        let known = deps.ids.iter().all(|&a| self.nodes[a].output.is_some());
         let key = known.then(|| ingredients.key());
         let mut node = Node {
             info,
             path: info.path(),
-            call,
+            call: Arc::from(call),
             codec,
             ingredients,
-            ancestors: ancestor_ids,
-            raw,
+            ancestors: deps.ids,
+            bindings: deps.bindings,
+            raw: deps.raw,
+            map: deps.map,
             key,
             output: None,
             entry: None,
@@ -161,44 +225,100 @@ impl<'a> Planner<'a> {
         Ok(id)
     }
 
-    #[allow(clippy::type_complexity, reason = "a private step's results")]
-    fn plan_deps(
-        &mut self,
-        info: &'static StageInfo,
-        deps: Vec<Dep>,
-    ) -> Result<(Vec<usize>, Vec<Ancestor>, Vec<Input>, Vec<PathBuf>), Error> {
-        let (mut ids, mut ancestors, mut inputs, mut raw) = (vec![], vec![], vec![], vec![]);
-        for dep in deps {
+    fn plan_deps(&mut self, info: &'static StageInfo, planned: Vec<Dep>) -> Result<Deps, Error> {
+        let mut deps = Deps::default();
+        for dep in planned {
             match dep {
                 Dep::Ancestor { param, call } => {
-                    let id = self.plan(call)?;
-                    let node = &self.nodes[id];
-                    ancestors.push(Ancestor {
-                        param: param.to_owned(),
-                        stage: node.path.clone(),
-                        name: node.info.display.to_owned(),
-                        key: node.key.unwrap_or_default(),
-                        output: node.output.unwrap_or_default(),
-                    });
-                    ids.push(id);
+                    let id = self.ancestor(&mut deps, param.to_owned(), call)?;
+                    deps.bindings.push(Binding::One(id));
                 }
                 Dep::Raw { param, path } => {
-                    let resolved = self.config.resolve_input(path.as_ref());
-                    let hash = self.index.hash(&resolved).map_err(|source| Error::Input {
-                        stage: info.path(),
-                        path: resolved.clone(),
-                        source,
-                    })?;
-                    inputs.push(Input {
+                    let (hash, resolved) = self.raw(info, path, |index, p| index.hash(p))?;
+                    deps.inputs.push(Input {
                         param: param.to_owned(),
                         path: path.to_owned(),
                         hash: Digest::from(hash),
                     });
-                    raw.push(resolved);
+                    deps.raw.push(resolved);
+                }
+                Dep::EachFile { param, path } => {
+                    let ((files, hash), _) = self.raw(info, path, |index, p| index.files(p))?;
+                    deps.inputs.push(Input {
+                        param: param.to_owned(),
+                        path: path.to_owned(),
+                        hash: Digest::from(hash),
+                    });
+                    deps.map = Some(Map {
+                        param: param.to_owned(),
+                        source: Source::Files(Arc::new(files)),
+                    });
+                }
+                Dep::Each {
+                    param,
+                    call,
+                    elements,
+                } => {
+                    let node = self.ancestor(&mut deps, param.to_owned(), call)?;
+                    deps.map = Some(Map {
+                        param: param.to_owned(),
+                        source: Source::Elements {
+                            node,
+                            elements: Arc::from(elements),
+                        },
+                    });
+                }
+                Dep::Sweep {
+                    param,
+                    calls,
+                    gather,
+                } => {
+                    let mut nodes = Vec::with_capacity(calls.len());
+                    for (i, call) in calls.into_iter().enumerate() {
+                        nodes.push(self.ancestor(&mut deps, format!("{param}[{i}]"), call)?);
+                    }
+                    deps.bindings.push(Binding::Sweep { nodes, gather });
                 }
             }
         }
-        Ok((ids, ancestors, inputs, raw))
+        Ok(deps)
+    }
+
+    /// Plans the ancestor `call`, bound to `param`, into `deps`.
+    fn ancestor(
+        &mut self,
+        deps: &mut Deps,
+        param: String,
+        call: Box<dyn Call>,
+    ) -> Result<usize, Error> {
+        let id = self.plan(call)?;
+        let node = &self.nodes[id];
+        deps.ancestors.push(Ancestor {
+            param,
+            stage: node.path.clone(),
+            name: node.info.display.to_owned(),
+            key: node.key.unwrap_or_default(),
+            output: node.output.unwrap_or_default(),
+        });
+        deps.ids.push(id);
+        Ok(id)
+    }
+
+    /// Reads the raw input written `path` of stage `info` with `read`, resolved against the
+    /// data folder; the error names the stage and the absolute path tried.
+    fn raw<R>(
+        &self,
+        info: &'static StageInfo,
+        path: &str,
+        read: impl FnOnce(&StatIndex, &std::path::Path) -> std::io::Result<R>,
+    ) -> Result<(R, PathBuf), Error> {
+        let resolved = self.config.resolve_input(path.as_ref());
+        let read = read(&self.index, &resolved).map_err(|source| Error::Input {
+            stage: info.path(),
+            path: resolved.clone(),
+            source,
+        })?;
+        Ok((read, resolved))
     }
 
     /// Fills in what the node's descendants will take from it, where the plan can know it:

@@ -40,6 +40,13 @@ impl Progress {
         }
     }
 
+    /// The call needs `n` more steps (items of a per-item stage).
+    pub(crate) fn add(&self, n: usize) {
+        if let Some(bar) = &self.0 {
+            bar.inc_length(n as u64);
+        }
+    }
+
     pub(crate) fn done(&self) {
         if let Some(bar) = &self.0 {
             bar.inc(1);

@@ -12,6 +12,7 @@ use crate::codec::{Codec, Payload, Reads, codec_id};
 use crate::config::Config;
 use crate::key::{Digest, StatIndex, canonical_bytes};
 use crate::run::info::StageInfo;
+use crate::run::items::{Each, Elements, ElementsOf, Gather, ItemList, ItemSource, Items, SweepOf};
 use crate::store::PayloadWriter;
 use crate::{BoxError, Error};
 
@@ -23,6 +24,9 @@ use crate::{BoxError, Error};
 pub trait Stage: 'static {
     /// The value the body returns (the `Ok` type for a body returning a `Result`).
     type Output: Send + Sync + 'static;
+    /// What a call returns and a stage bound to this one receives: the output, or for a
+    /// per-item stage ([`Plan::each`]) the [`Items`] of its outputs.
+    type Value: Send + Sync + 'static;
     /// The free parameters, as a tuple.
     type Args: Send + 'static;
     /// How the output is cached.
@@ -47,6 +51,14 @@ pub trait Stage: 'static {
     /// # Errors
     /// What the body returns as an error.
     fn compute(args: Self::Args, inputs: &Inputs<'_>) -> Result<Self::Output, BoxError>;
+
+    /// A copy of the arguments, for a per-item stage, whose body runs once per item: `None`
+    /// (the default) for a stage that runs once.
+    #[must_use]
+    fn clone_args(args: &Self::Args) -> Option<Self::Args> {
+        let _ = args;
+        None
+    }
 }
 
 /// Names a stage in type position only: generated code writes `<path as AsStage>::Stage`
@@ -209,6 +221,23 @@ pub(crate) enum Dep {
         param: &'static str,
         path: &'static str,
     },
+    /// `param = each("folder")`: one call per file below the folder.
+    EachFile {
+        param: &'static str,
+        path: &'static str,
+    },
+    /// `param = each(ancestor(args))`: one call per element of the ancestor's value.
+    Each {
+        param: &'static str,
+        call: Box<dyn Call>,
+        elements: Box<dyn Elements>,
+    },
+    /// `param = sweep(ancestor, ...)`: one call of the ancestor per point, gathered.
+    Sweep {
+        param: &'static str,
+        calls: Vec<Box<dyn Call>>,
+        gather: Box<dyn Gather>,
+    },
 }
 
 impl Plan<'_> {
@@ -232,16 +261,83 @@ impl Plan<'_> {
         self.deps.push(Dep::Raw { param, path });
         Ok(())
     }
+
+    /// Makes this a per-item stage over the files below the folder `path` (recursively,
+    /// in order of their relative paths): its body runs once per file, with the file's
+    /// path bound to `param`.
+    ///
+    /// # Errors
+    /// Never today; the folder is read when the plan is made.
+    pub fn each_file(&mut self, param: &'static str, path: &'static str) -> Result<(), Error> {
+        self.deps.push(Dep::EachFile { param, path });
+        Ok(())
+    }
+
+    /// Makes this a per-item stage over the elements of ancestor `A`'s value (a `Vec`, or
+    /// the [`Items`] of another per-item stage), called with `args`: its body runs once
+    /// per element, with the element bound to `param`.
+    ///
+    /// # Errors
+    /// Never today; the signature leaves room for checks of the arguments.
+    pub fn each<A: Stage>(&mut self, param: &'static str, args: A::Args) -> Result<(), Error>
+    where
+        A::Value: Each,
+    {
+        self.deps.push(Dep::Each {
+            param,
+            call: Box::new(Typed::<A>::new(args)),
+            elements: Box::new(ElementsOf::<A::Value>(PhantomData)),
+        });
+        Ok(())
+    }
+
+    /// Binds `param` to the values of ancestor `A` at each of `points` (its arguments), in
+    /// that order, as a `Vec<(A::Args, A::Value)>`; each point is an ordinary call of `A`,
+    /// cached under the key a direct call with those arguments has.
+    ///
+    /// # Errors
+    /// Never today; the signature leaves room for checks of the points.
+    pub fn sweep<A: Stage>(
+        &mut self,
+        param: &'static str,
+        points: Vec<A::Args>,
+    ) -> Result<(), Error>
+    where
+        A::Args: Clone + Sync,
+        A::Value: Clone,
+    {
+        let calls = points
+            .iter()
+            .map(|p| Box::new(Typed::<A>::new(p.clone())) as Box<dyn Call>)
+            .collect();
+        self.deps.push(Dep::Sweep {
+            param,
+            calls,
+            gather: Box::new(SweepOf::<A> { points }),
+        });
+        Ok(())
+    }
 }
 
 /// A value shared between the stages of one call.
 pub(crate) type Value = Arc<dyn Any + Send + Sync>;
 
-/// The inputs handed to [`Stage::compute`]: the ancestors' values and the raw inputs'
-/// resolved paths, in the order [`Stage::inputs`] gave them.
+/// The inputs handed to [`Stage::compute`]: the ancestors' values (one per binding, a
+/// sweep's gathered), the raw inputs' resolved paths, and for one item of a per-item stage
+/// its element, in the order [`Stage::inputs`] gave them.
 pub struct Inputs<'a> {
     pub(crate) values: &'a [Value],
     pub(crate) raw: &'a [PathBuf],
+    pub(crate) element: Option<Element<'a>>,
+}
+
+/// The element one call of a per-item stage is for.
+#[derive(Clone, Copy)]
+pub(crate) enum Element<'a> {
+    /// A file below the folder of `each("folder")`.
+    File(&'a Path),
+    /// An element of the value of `each(ancestor)`.
+    Value(&'a (dyn Any + Send + Sync)),
 }
 
 impl Inputs<'_> {
@@ -262,6 +358,30 @@ impl Inputs<'_> {
     /// Never for generated code: `i` and `T` come from the same attribute.
     pub fn take<T: ByValue>(&self, i: usize) -> Result<T, BoxError> {
         self.get::<T>(i).cloned()
+    }
+
+    /// The element of this call of a per-item stage, by reference.
+    ///
+    /// # Errors
+    /// Never for generated code: the attribute binds `each` to a parameter of this type.
+    pub fn element<T: 'static>(&self) -> Result<&T, BoxError> {
+        match self.element {
+            Some(Element::Value(value)) => value
+                .downcast_ref::<T>()
+                .ok_or_else(|| "internal error: the element has another type".into()),
+            _ => Err("internal error: no element".into()),
+        }
+    }
+
+    /// The file of this call of a per-item stage over a folder, as the parameter's type.
+    ///
+    /// # Errors
+    /// Never for generated code: the attribute binds `each("folder")` to a path parameter.
+    pub fn element_path<'p, T: RawArg<'p>>(&'p self) -> Result<T, BoxError> {
+        match self.element {
+            Some(Element::File(path)) => Ok(T::from_path(path)),
+            _ => Err("internal error: no file element".into()),
+        }
     }
 
     /// The path of raw input `i`, resolved against the data folder, as the parameter's type.
@@ -357,6 +477,10 @@ pub(crate) trait Call: Send + Sync {
     fn codec(&self, config: &Config) -> CodecInfo;
     /// Runs the body; a call runs at most once.
     fn compute(&self, inputs: &Inputs<'_>) -> Result<Value, BoxError>;
+    /// Runs the body of a per-item stage for one item (its element in `inputs`).
+    fn compute_item(&self, inputs: &Inputs<'_>) -> Result<Value, BoxError>;
+    /// The value of a per-item stage: its items, read through `source`.
+    fn items(&self, list: Arc<ItemList>, source: Arc<dyn ItemSource>) -> Value;
     /// Encodes `value` (this stage's output) into `out`.
     fn encode(
         &self,
@@ -431,6 +555,24 @@ impl<S: Stage> Call for Typed<S> {
             .take()
             .ok_or("internal error: a stage ran twice in one call")?;
         Ok(Arc::new(S::compute(args, inputs)?))
+    }
+
+    fn compute_item(&self, inputs: &Inputs<'_>) -> Result<Value, BoxError> {
+        let args = {
+            let args = self
+                .args
+                .lock()
+                .map_err(|_| "internal error: poisoned arguments")?;
+            let args = args
+                .as_ref()
+                .ok_or("internal error: the arguments are gone")?;
+            S::clone_args(args).ok_or("internal error: not a per-item stage")?
+        };
+        Ok(Arc::new(S::compute(args, inputs)?))
+    }
+
+    fn items(&self, list: Arc<ItemList>, source: Arc<dyn ItemSource>) -> Value {
+        Arc::new(Items::<S::Output>::new(list, source))
     }
 
     fn encode(

@@ -160,6 +160,7 @@ pub(crate) mod tests {
                 params: vec![],
                 inputs: vec![],
                 ancestors: vec![],
+                element: None,
             },
             output: "u32".into(),
             payload: format!("{}.bin", key.to_hex()),

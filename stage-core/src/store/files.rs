@@ -1,10 +1,12 @@
 //! Writing files so that a reader sees all of one or none of it: a temporary file in the
 //! same folder, synced, then renamed into place.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Temporary files, which readers ignore, start with this.
@@ -31,12 +33,18 @@ pub(crate) fn publish(tmp: &Path, to: &Path) -> io::Result<()> {
 
 /// Writes `bytes` to `to` atomically: a synced temporary file renamed into place.
 pub(crate) fn write_atomic(to: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_whole(to, bytes, true)
+}
+
+/// Writes `bytes` to `to` atomically: a temporary file (synced when `sync`) renamed into
+/// place.
+pub(crate) fn write_whole(to: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     let dir = to.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let (tmp, mut file) = temporary(dir)?;
     let written = file
         .write_all(bytes)
-        .and_then(|()| file.sync_all())
+        .and_then(|()| if sync { file.sync_all() } else { Ok(()) })
         .and_then(|()| publish(&tmp, to));
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -59,8 +67,15 @@ pub(crate) fn sync_dir(_: &Path) {}
 pub(crate) const STALE: Duration = Duration::from_secs(3600);
 
 /// Removes the temporary files of writers that were killed: older than [`STALE`], nobody
-/// writes them.
+/// writes them. Each folder is swept once per process: a folder of many entries is not
+/// listed again for each one written.
 pub(crate) fn remove_stale_temporaries(dir: &Path) {
+    static SWEPT: LazyLock<Mutex<HashSet<PathBuf>>> = LazyLock::new(Mutex::default);
+    if let Ok(mut swept) = SWEPT.lock()
+        && !swept.insert(dir.to_path_buf())
+    {
+        return;
+    }
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };

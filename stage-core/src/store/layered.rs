@@ -69,7 +69,8 @@ impl Layered {
     /// then the remote store. Reads metadata only.
     #[must_use]
     pub fn lookup(&self, stage: &str, key: &Digest) -> Option<(Entry, Found)> {
-        if let Some(entry) = self.local.find(stage, key) {
+        let local = self.local.find(stage, key);
+        if let Some(entry) = local.or_else(|| self.local.find_item(stage, key)) {
             return Some((entry, Found::Local));
         }
         let remote = self.remote.as_ref()?;
@@ -111,7 +112,7 @@ impl Layered {
             .ok_or_else(|| io::Error::other("no remote store"))?;
         let bytes = remote.read(entry).map_err(to_io)?;
         entry.check(&bytes)?;
-        let (tmp, mut file) = self.local.temporary(entry.stage())?;
+        let (tmp, mut file) = self.local.temporary_for(entry)?;
         let written = file.write_all(&bytes).and_then(|()| file.sync_all());
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);

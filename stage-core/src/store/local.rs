@@ -14,7 +14,7 @@ use bytes::Bytes;
 use super::entry::{damaged, decode_meta, encode_meta, meta_format};
 use super::files::{
     TEMP_PREFIX, ms_since_epoch, publish, remove_stale_temporaries, sync_dir, temporary,
-    write_atomic,
+    write_atomic, write_whole,
 };
 use super::payload::PayloadWriter;
 use super::{
@@ -36,6 +36,9 @@ pub struct LocalStore {
 /// The file in a stage's folder that names its latest entry.
 const LATEST: &str = "latest";
 
+/// The folder, in a per-item stage's folder, of its items.
+pub const ITEMS: &str = "items";
+
 impl LocalStore {
     /// The store kept in `root` (created when first written).
     #[must_use]
@@ -55,17 +58,42 @@ impl LocalStore {
         self.root.join(stage_folder(stage))
     }
 
+    /// The folder of the items of a per-item stage.
+    #[must_use]
+    pub fn item_dir(&self, stage: &str) -> PathBuf {
+        self.stage_dir(stage).join(ITEMS)
+    }
+
+    /// The folder an entry's files are in: its stage's, or for an item, its stage's items'.
+    #[must_use]
+    pub fn entry_dir(&self, entry: &Entry) -> PathBuf {
+        if entry.ingredients.element.is_some() {
+            self.item_dir(entry.stage())
+        } else {
+            self.stage_dir(entry.stage())
+        }
+    }
+
     /// The path of an entry's payload.
     #[must_use]
     pub fn payload_path(&self, entry: &Entry) -> PathBuf {
-        self.stage_dir(entry.stage()).join(&entry.payload)
+        self.entry_dir(entry).join(&entry.payload)
     }
 
     /// The metadata of the entry for `key`, if it is intact and names `key`.
     #[must_use]
     pub fn find(&self, stage: &str, key: &Digest) -> Option<Entry> {
         let bytes = fs::read(self.stage_dir(stage).join(meta_name(key))).ok()?;
-        decode_meta(&bytes).filter(|entry| entry.key == *key && entry.stage() == stage)
+        decode_meta(&bytes)
+            .filter(|e| e.key == *key && e.stage() == stage && e.ingredients.element.is_none())
+    }
+
+    /// The metadata of item `key` of the per-item stage `stage`, if it is intact.
+    #[must_use]
+    pub fn find_item(&self, stage: &str, key: &Digest) -> Option<Entry> {
+        let bytes = fs::read(self.item_dir(stage).join(meta_name(key))).ok()?;
+        decode_meta(&bytes)
+            .filter(|e| e.key == *key && e.stage() == stage && e.ingredients.element.is_some())
     }
 
     /// Whether the payload of `entry` is there, at its size (a `stat`, no read).
@@ -154,6 +182,10 @@ impl LocalStore {
     /// renamed into place, then its metadata the same way, then the folder synced. The
     /// entry's size and checksums are filled in from what was written.
     ///
+    /// An item of a per-item stage is written the same way but not synced: a call writes
+    /// thousands, and losing some to a power failure costs their recompute, never a wrong
+    /// value (every read checks the checksum).
+    ///
     /// # Errors
     /// When any step fails; what was written is then removed or left as a temporary file
     /// that readers ignore. When the payload was encoded but could not be saved, the error
@@ -163,8 +195,10 @@ impl LocalStore {
         mut entry: Entry,
         encode: impl FnOnce(&mut PayloadWriter) -> Result<(), BoxError>,
     ) -> Result<Entry, WriteError> {
-        let file = self.temporary(entry.stage());
+        let item = entry.ingredients.element.is_some();
+        let file = self.temporary_in(&self.entry_dir(&entry));
         let (tmp, mut writer, opened) = match file {
+            Ok((tmp, file)) if item => (Some(tmp), PayloadWriter::unsynced(file), Ok(())),
             Ok((tmp, file)) => (Some(tmp), PayloadWriter::new(file), Ok(())),
             Err(e) => (None, PayloadWriter::hash_only(), Err(e)),
         };
@@ -202,18 +236,52 @@ impl LocalStore {
         }
     }
 
+    /// Writes an item of a per-item stage whose payload was encoded in memory: its size
+    /// and checksums filled in, the payload and then the metadata renamed into place, not
+    /// synced (see [`LocalStore::write`]). Gives the entry back, and the payload.
+    ///
+    /// # Errors
+    /// When the payload could not be encoded (no entry), or not saved (the entry and the
+    /// payload are still given).
+    pub fn write_item(
+        &self,
+        mut entry: Entry,
+        encode: impl FnOnce(&mut PayloadWriter) -> Result<(), BoxError>,
+    ) -> Result<(Entry, Vec<u8>), (Option<(Entry, Vec<u8>)>, BoxError)> {
+        let mut writer = PayloadWriter::memory();
+        let written = encode(&mut writer)
+            .and_then(|()| writer.finish().map_err(Into::into))
+            .map_err(|e| (None, e))?;
+        entry.bytes = written.bytes;
+        entry.blake3 = written.checksum.blake3;
+        entry.segments = written.checksum.segments;
+        let payload = written.memory.unwrap_or_default();
+        let dir = self.entry_dir(&entry);
+        let saved = write_whole(&dir.join(&entry.payload), &payload, false).and_then(|()| {
+            let meta = encode_meta(&entry).map_err(io::Error::other)?;
+            write_whole(&dir.join(meta_name(&entry.key)), &meta, false)
+        });
+        match saved {
+            Ok(()) => Ok((entry, payload)),
+            Err(e) => Err((Some((entry, payload)), e.into())),
+        }
+    }
+
     /// Publishes the payload `tmp` (a synced temporary file in the stage's folder) and then
     /// the metadata of `entry`.
     ///
     /// # Errors
     /// When a rename or the metadata's write fails.
     pub fn commit(&self, entry: &Entry, tmp: &Path) -> io::Result<()> {
-        let dir = self.stage_dir(entry.stage());
+        let dir = self.entry_dir(entry);
         publish(tmp, &dir.join(&entry.payload))?;
         let meta = encode_meta(entry).map_err(io::Error::other)?;
-        write_atomic(&dir.join(meta_name(&entry.key)), &meta)?;
-        sync_dir(&dir);
-        self.set_latest(entry);
+        let item = entry.ingredients.element.is_some();
+        write_whole(&dir.join(meta_name(&entry.key)), &meta, !item)?;
+        if !item {
+            sync_dir(&dir);
+            self.set_latest(entry);
+        }
         Ok(())
     }
 
@@ -222,10 +290,21 @@ impl LocalStore {
     /// # Errors
     /// When the folder cannot be written.
     pub fn temporary(&self, stage: &str) -> io::Result<(PathBuf, File)> {
-        let dir = self.stage_dir(stage);
-        fs::create_dir_all(&dir)?;
-        remove_stale_temporaries(&dir);
-        temporary(&dir)
+        self.temporary_in(&self.stage_dir(stage))
+    }
+
+    /// A new temporary file in the folder an entry goes to.
+    ///
+    /// # Errors
+    /// When the folder cannot be written.
+    pub fn temporary_for(&self, entry: &Entry) -> io::Result<(PathBuf, File)> {
+        self.temporary_in(&self.entry_dir(entry))
+    }
+
+    fn temporary_in(&self, dir: &Path) -> io::Result<(PathBuf, File)> {
+        fs::create_dir_all(dir)?;
+        remove_stale_temporaries(dir);
+        temporary(dir)
     }
 
     /// Points the stage's `latest` file at `entry` (best effort: it is only a shortcut).
@@ -256,7 +335,7 @@ impl Store for LocalStore {
     }
 
     fn lookup(&self, stage: &str, key: &Digest) -> Result<Option<Entry>, StoreError> {
-        Ok(self.find(stage, key))
+        Ok(self.find(stage, key).or_else(|| self.find_item(stage, key)))
     }
 
     fn read(&self, entry: &Entry) -> Result<Bytes, StoreError> {
@@ -264,10 +343,10 @@ impl Store for LocalStore {
     }
 
     fn put(&self, entry: &Entry, payload: &Path) -> Result<Put, StoreError> {
-        if let Some(existing) = self.find(entry.stage(), &entry.key) {
+        if let Some(existing) = self.lookup(entry.stage(), &entry.key)? {
             return Ok(Put::Existing(Box::new(existing)));
         }
-        let (tmp, mut file) = self.temporary(entry.stage())?;
+        let (tmp, mut file) = self.temporary_for(entry)?;
         let copied = (|| {
             io::copy(&mut File::open(payload)?, &mut file)?;
             file.sync_all()

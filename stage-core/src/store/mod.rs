@@ -8,6 +8,7 @@
 mod checksum;
 mod entry;
 mod files;
+mod items;
 mod layered;
 mod local;
 mod lock;
@@ -24,9 +25,10 @@ use crate::key::Digest;
 pub(crate) use checksum::check_segments;
 pub use entry::{Entry, decode_meta, encode_meta, meta_format};
 pub(crate) use files::now_ms;
+pub use items::{INLINE_MAX, ListedItem, decode_items, encode_items};
 pub use layered::{Found, Layered};
 pub(crate) use local::payload_name;
-pub use local::{KeyLock, LocalStore, LockAttempt};
+pub use local::{ITEMS, KeyLock, LocalStore, LockAttempt};
 pub use payload::PayloadWriter;
 
 /// A place that keeps cache entries: a local folder, a bucket, or a combination.

@@ -20,6 +20,7 @@ use super::checksum::{Checksum, SegmentHasher};
 pub struct PayloadWriter {
     buf: Vec<u8>,
     sink: Sink,
+    sync: bool,
 }
 
 #[derive(Debug)]
@@ -36,13 +37,21 @@ enum Sink {
     Gone,
 }
 
-/// The file a payload goes to (none when it is only hashed), with what has been written.
+/// Where a payload goes, with what has been written.
 #[derive(Debug)]
 struct Output {
-    file: Option<File>,
+    target: Target,
     hasher: SegmentHasher,
     bytes: u64,
     error: Option<io::Error>,
+}
+
+#[derive(Debug)]
+enum Target {
+    File(File),
+    Memory(Vec<u8>),
+    /// Nowhere: the payload is only hashed.
+    Hash,
 }
 
 /// What writing a payload gave: its size and checksum, and whether it reached the file.
@@ -52,6 +61,8 @@ pub(crate) struct Written {
     pub checksum: Checksum,
     /// The first error of the file (or of syncing it), if any.
     pub saved: io::Result<()>,
+    /// The payload, for a writer to memory.
+    pub memory: Option<Vec<u8>>,
 }
 
 /// Bytes per buffer.
@@ -61,31 +72,48 @@ impl Output {
     fn put(&mut self, data: &[u8]) {
         self.hasher.update(data);
         self.bytes += data.len() as u64;
-        if self.error.is_none()
-            && let Some(file) = &mut self.file
-            && let Err(e) = file.write_all(data)
-        {
-            self.error = Some(e);
+        match &mut self.target {
+            Target::File(file) if self.error.is_none() => {
+                if let Err(e) = file.write_all(data) {
+                    self.error = Some(e);
+                }
+            }
+            Target::Memory(out) => out.extend_from_slice(data),
+            Target::File(_) | Target::Hash => {}
         }
     }
 }
 
 impl PayloadWriter {
     pub(crate) fn new(file: File) -> PayloadWriter {
-        PayloadWriter::to(Some(file))
+        PayloadWriter::to(Target::File(file))
+    }
+
+    /// A writer that keeps the payload in memory, for a small entry written whole.
+    pub(crate) fn memory() -> PayloadWriter {
+        PayloadWriter::to(Target::Memory(Vec::new()))
+    }
+
+    /// A writer whose file is not synced when it is finished: for entries whose loss in a
+    /// power failure costs a recompute and nothing else (their checksum catches it).
+    pub(crate) fn unsynced(file: File) -> PayloadWriter {
+        let mut writer = PayloadWriter::to(Target::File(file));
+        writer.sync = false;
+        writer
     }
 
     /// A writer that only hashes: for a payload that cannot be saved, whose digest
     /// descendants' keys still need.
     pub(crate) fn hash_only() -> PayloadWriter {
-        PayloadWriter::to(None)
+        PayloadWriter::to(Target::Hash)
     }
 
-    fn to(file: Option<File>) -> PayloadWriter {
+    fn to(target: Target) -> PayloadWriter {
         PayloadWriter {
+            sync: true,
             buf: Vec::with_capacity(BUFFER),
             sink: Sink::Here(Box::new(Output {
-                file,
+                target,
                 hasher: SegmentHasher::new(),
                 bytes: 0,
                 error: None,
@@ -199,15 +227,18 @@ impl PayloadWriter {
             }
             Sink::Gone => return Err(stopped()),
         };
-        let saved = match (out.error.take(), &out.file) {
-            (Some(e), _) => Err(e),
-            (None, Some(file)) => file.sync_all(),
-            (None, None) => Err(io::Error::other("the payload was only hashed")),
+        let (saved, memory) = match (out.error.take(), out.target) {
+            (Some(e), _) => (Err(e), None),
+            (None, Target::File(file)) if self.sync => (file.sync_all(), None),
+            (None, Target::File(_)) => (Ok(()), None),
+            (None, Target::Memory(bytes)) => (Ok(()), Some(bytes)),
+            (None, Target::Hash) => (Err(io::Error::other("the payload was only hashed")), None),
         };
         Ok(Written {
             bytes: out.bytes,
             checksum: out.hasher.finish(),
             saved,
+            memory,
         })
     }
 }
