@@ -23,6 +23,7 @@ struct Link;
 
 impl Stage for Link {
     type Output = u64;
+    type Value = u64;
     type Args = (u32,);
     type Codec = Bincode;
     const INFO: &'static StageInfo = &StageInfo {
@@ -55,6 +56,7 @@ struct Leaf;
 
 impl Stage for Leaf {
     type Output = u64;
+    type Value = u64;
     type Args = (u32,);
     type Codec = Bincode;
     const INFO: &'static StageInfo = &StageInfo {
@@ -79,6 +81,7 @@ struct Fan;
 
 impl Stage for Fan {
     type Output = u64;
+    type Value = u64;
     type Args = (u32,);
     type Codec = Bincode;
     const INFO: &'static StageInfo = &StageInfo {

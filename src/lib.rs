@@ -2,9 +2,9 @@
 
 #[doc(inline)]
 pub use stage_core::{
-    BoxError, Change, Codec, Config, Digest, Error, Event, File, Graph, GraphNode, Outcome,
-    ParquetCompression, Payload, PayloadReader, Reads, Reason, RunLog, State, explain, observe,
-    stages,
+    BoxError, Change, Codec, Config, Digest, Each, Error, Event, File, Graph, GraphNode, Items,
+    Outcome, ParquetCompression, Payload, PayloadReader, Reads, Reason, RunLog, State, explain,
+    observe, stages,
 };
 
 /// The graph of a call of `S` with `args`: every stage it reaches, with its key and whether
@@ -130,8 +130,8 @@ pub use parquet;
 pub mod __private {
     pub use stage_core::track::{Tracked, info_of as track_info_of};
     pub use stage_core::{
-        AncestorInfo, Arrow, AsStage, Bincode, BoxError, Digest, Inputs, Memory, Params, Parquet,
-        Plan, RawArg, RawInfo, Registered, Stage, StageInfo, TrackInfo, body_result, call, info_of,
-        inventory, output_is,
+        AncestorInfo, Arrow, AsStage, Bincode, BoxError, Digest, Each, Inputs, Memory, Params,
+        Parquet, Plan, RawArg, RawInfo, Registered, Stage, StageInfo, TrackInfo, body_result, call,
+        clone_args, clone_element, info_of, inventory, output_is, same_names,
     };
 }

@@ -15,8 +15,8 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{RngSeed, TestRunner};
 use stage_core::{
-    Ancestor, Bincode, Codec, Digest, Entry, FORMAT, Ingredients, Input, Named, ParamPart, Parquet,
-    Payload, decode_meta, encode_meta,
+    Ancestor, Bincode, Codec, Digest, Element, Entry, FORMAT, Ingredients, Input, Named, ParamPart,
+    Parquet, Payload, decode_meta, encode_meta,
 };
 
 /// A fixed seed for every property: a failure repeats on every run and machine.

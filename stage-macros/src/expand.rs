@@ -2,7 +2,7 @@
 //! implements `Stage`, and the body, kept as written, inside it.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, quote, quote_spanned};
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, ItemFn, Path};
 
@@ -26,9 +26,21 @@ pub fn stage(model: &Model, hash: [u8; 32]) -> TokenStream {
     let codec = codec(cache, out);
     let inputs = inputs(model);
     let compute = compute(model);
+    let value = if model.mapped {
+        quote!(::stage::Items<#out>)
+    } else {
+        quote!(#out)
+    };
+    let clone_args = model.mapped.then(|| {
+        quote! {
+            fn clone_args(__stage_args: &Self::Args) -> ::core::option::Option<Self::Args> {
+                ::core::option::Option::Some(::stage::__private::clone_args(__stage_args))
+            }
+        }
+    });
     quote! {
         #(#wrapper_attrs)*
-        #vis fn #name(#(#free_idents: #free_types),*) -> ::core::result::Result<#out, ::stage::Error> {
+        #vis fn #name(#(#free_idents: #free_types),*) -> ::core::result::Result<#value, ::stage::Error> {
             ::stage::__private::call::<#name>((#(#free_idents,)*))
         }
 
@@ -43,6 +55,7 @@ pub fn stage(model: &Model, hash: [u8; 32]) -> TokenStream {
         #[allow(unused_variables, clippy::all, clippy::pedantic)]
         impl ::stage::__private::Stage for #name {
             type Output = #out;
+            type Value = #value;
             type Args = (#(#free_types,)*);
             #codec
             const INFO: &'static ::stage::__private::StageInfo = &#info;
@@ -58,6 +71,7 @@ pub fn stage(model: &Model, hash: [u8; 32]) -> TokenStream {
 
             #inputs
             #compute
+            #clone_args
         }
     }
 }
@@ -75,23 +89,18 @@ fn codec(cache: &Cache, out: &syn::Type) -> TokenStream {
 
 fn inputs(model: &Model) -> TokenStream {
     let free_idents = free_idents(model);
-    let free_names: Vec<String> = free_idents.iter().map(ToString::to_string).collect();
     let calls = model.params.iter().filter_map(|p| {
         let param = p.ident.to_string();
         match &p.source {
             Source::Free => None,
             Source::Raw(lit) => Some(quote!(__stage_cx.raw(#param, #lit)?;)),
             Source::Ancestor { path, args, .. } => {
-                let args = args.iter().map(|arg| match arg {
-                    syn::Expr::Path(p) if p.path.get_ident().is_some_and(|i| free_names.contains(&i.to_string())) => {
-                        quote_spanned!(arg.span()=> ::core::clone::Clone::clone(#arg))
-                    }
-                    other => other.to_token_stream(),
-                });
+                let args = args.iter().map(|arg| crate::each::free_arg(arg, &free_idents));
                 Some(quote_spanned!(path.span()=>
                     __stage_cx.ancestor::<<#path as ::stage::__private::AsStage>::Stage>(#param, (#(#args,)*))?;
                 ))
             }
+            other => crate::each::plan(&param, other, &free_idents),
         }
     });
     quote! {
@@ -125,10 +134,16 @@ fn compute(model: &Model) -> TokenStream {
                     let #ident: #ty = __stage_inputs.raw::<#ty>(#i)?;
                 ))
             }
+            Source::Sweep { .. } => {
+                let i = ancestor;
+                ancestor += 1;
+                crate::each::bind(ident, ty, &p.source, i)
+            }
+            Source::EachFile(_) | Source::Each { .. } => crate::each::bind(ident, ty, &p.source, 0),
             Source::Ancestor { path, by_ref, .. } => {
                 let i = ancestor;
                 ancestor += 1;
-                let output = quote_spanned!(path.span()=> <#path as ::stage::__private::Stage>::Output);
+                let output = quote_spanned!(path.span()=> <#path as ::stage::__private::Stage>::Value);
                 Some(if *by_ref {
                     quote_spanned!(ty.span()=> let #ident: #ty = __stage_inputs.get::<#output>(#i)?;)
                 } else {
@@ -180,7 +195,20 @@ fn info(model: &Model, hash: [u8; 32]) -> TokenStream {
     );
     let uses = uses(&model.uses);
     let ancestors = model.params.iter().filter_map(|p| match &p.source {
-        Source::Ancestor { path, args, .. } => {
+        Source::Sweep { path, axes, .. } => {
+            let param = p.ident.to_string();
+            let args = axes
+                .iter()
+                .map(|(name, values)| format!("{name} = {}", quote!(#values)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            Some(quote!(::stage::__private::AncestorInfo {
+                param: #param,
+                stage: ::stage::__private::info_of::<<#path as ::stage::__private::AsStage>::Stage>,
+                args: #args,
+            }))
+        }
+        Source::Ancestor { path, args, .. } | Source::Each { path, args, .. } => {
             let param = p.ident.to_string();
             let args = quote!(#(#args),*).to_string();
             Some(quote!(::stage::__private::AncestorInfo {
@@ -192,7 +220,7 @@ fn info(model: &Model, hash: [u8; 32]) -> TokenStream {
         _ => None,
     });
     let raw = model.params.iter().filter_map(|p| match &p.source {
-        Source::Raw(lit) => {
+        Source::Raw(lit) | Source::EachFile(lit) => {
             let param = p.ident.to_string();
             Some(quote!(::stage::__private::RawInfo { param: #param, path: #lit }))
         }

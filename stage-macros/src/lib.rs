@@ -4,6 +4,7 @@
 //! documentation, with examples, is on the re-exports in `stage`.
 
 mod args;
+mod each;
 mod expand;
 mod hash;
 mod model;

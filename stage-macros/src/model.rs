@@ -46,6 +46,20 @@ pub enum Source {
         args: Vec<Expr>,
         by_ref: bool,
     },
+    /// `param = each("folder")`: one call per file below the folder.
+    EachFile(LitStr),
+    /// `param = each(stage(args))`: one call per element of the stage's value.
+    Each {
+        path: Path,
+        args: Vec<Expr>,
+        by_ref: bool,
+    },
+    /// `param = sweep(stage, a = [..], b = list)`: the stage at every point of the grid.
+    Sweep {
+        path: Path,
+        axes: Vec<(Ident, Expr)>,
+        by_ref: bool,
+    },
 }
 
 pub struct Param {
@@ -62,6 +76,8 @@ pub struct Output {
 
 /// A stage, validated.
 pub struct Model {
+    /// Whether one parameter is bound with `each`: the stage runs once per element.
+    pub mapped: bool,
     pub func: ItemFn,
     pub cache: Cache,
     pub version: Option<String>,
@@ -127,6 +143,7 @@ pub fn stage(args: Args, func: ItemFn) -> syn::Result<Model> {
             ),
         }
     }
+    crate::each::check_one(&params, &mut errors);
     let output = output(&func.sig.output, &mut errors);
     for p in &params {
         if matches!(p.source, Source::Free) && matches!(p.ty, Type::Reference(_)) {
@@ -136,7 +153,11 @@ pub fn stage(args: Args, func: ItemFn) -> syn::Result<Model> {
             ));
         }
     }
+    let mapped = params
+        .iter()
+        .any(|p| matches!(p.source, Source::EachFile(_) | Source::Each { .. }));
     errors.finish(Model {
+        mapped,
         func,
         cache,
         version,
@@ -291,6 +312,12 @@ fn bind(
             args: Vec::new(),
             by_ref,
         },
+        Value::Call(path, args) if crate::each::is_keyword(&path) => {
+            match crate::each::source(key, &path, args, by_ref, errors) {
+                Some(source) => source,
+                None => return,
+            }
+        }
         Value::Call(path, args) => Source::Ancestor { path, args, by_ref },
         other => {
             errors.push(other.span(), format!(

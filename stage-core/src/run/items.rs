@@ -18,34 +18,9 @@ use crate::{BoxError, Error};
 /// per-item stage without `each` receives, and what calling one returns.
 ///
 /// Items are read from the cache one at a time as they are asked for, so a reducer over
-/// many large items holds one at a time:
-///
-/// ```
-/// use stage::{stage, Items};
-///
-/// #[stage(cache = bincode)]
-/// fn words() -> Vec<String> {
-///     vec!["a".into(), "bb".into(), "ccc".into()]
-/// }
-///
-/// #[stage(word = each(words), cache = bincode)]
-/// fn length(word: &String) -> usize {
-///     word.len()
-/// }
-///
-/// #[stage(all = length, cache = bincode)]
-/// fn total(all: &Items<usize>) -> Result<usize, stage::Error> {
-///     all.iter().sum()
-/// }
-///
-/// # let dir = tempfile::tempdir().unwrap();
-/// # stage::Config::from_env().dir(dir.path()).scope(|| {
-/// assert_eq!(total().unwrap(), 6);
-/// let items = length().unwrap();
-/// assert_eq!(items.len(), 3);
-/// assert_eq!(items.get(2).unwrap(), 3);
-/// # });
-/// ```
+/// many large items holds one at a time. A reducer binds them by reference:
+/// `#[stage(all = thumbnail, cache = bincode)] fn collage(all: &Items<Thumb>) -> ...`,
+/// and iterates with `for thumb in all.iter() { let thumb = thumb?; ... }`.
 pub struct Items<T> {
     list: Arc<ItemList>,
     source: Arc<dyn ItemSource>,
@@ -109,6 +84,7 @@ impl<T: Send + Sync + 'static> Items<T> {
     }
 
     /// The items in order, each read when the iterator gets to it.
+    #[must_use = "an iterator reads nothing until it is used"]
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Result<T, Error>> + '_ {
         (0..self.len()).map(|i| self.get(i))
     }

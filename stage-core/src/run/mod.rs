@@ -25,8 +25,8 @@ pub use log::{Event, Outcome, RunLog};
 pub use record::{RUNS_DIR, RecordedInput, RunRecord, UsedKey};
 pub use scope::observe;
 pub use stage::{
-    AsStage, ByValue, File, Inputs, OutputIs, Param, Params, Plan, RawArg, Stage, body_result,
-    info_of, output_is,
+    AsStage, ByValue, File, Inputs, ItemArgs, OutputIs, Param, Params, Plan, RawArg, Stage,
+    body_result, clone_args, clone_element, info_of, output_is, same_names,
 };
 
 use plan::Planner;

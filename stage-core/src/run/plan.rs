@@ -234,7 +234,7 @@ impl<'a> Planner<'a> {
                     deps.bindings.push(Binding::One(id));
                 }
                 Dep::Raw { param, path } => {
-                    let (hash, resolved) = self.raw(info, path, |index, p| index.hash(p))?;
+                    let (hash, resolved) = self.raw(info, path, StatIndex::hash)?;
                     deps.inputs.push(Input {
                         param: param.to_owned(),
                         path: path.to_owned(),
@@ -243,7 +243,7 @@ impl<'a> Planner<'a> {
                     deps.raw.push(resolved);
                 }
                 Dep::EachFile { param, path } => {
-                    let ((files, hash), _) = self.raw(info, path, |index, p| index.files(p))?;
+                    let ((files, hash), _) = self.raw(info, path, StatIndex::files)?;
                     deps.inputs.push(Input {
                         param: param.to_owned(),
                         path: path.to_owned(),

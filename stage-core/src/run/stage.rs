@@ -441,6 +441,52 @@ impl RawArg<'_> for PathBuf {
     }
 }
 
+/// The free parameters of a per-item stage, cloned for each item.
+#[diagnostic::on_unimplemented(
+    message = "the free parameters of a per-item stage are cloned for each item, but `{Self}` is not `Clone`",
+    label = "a stage with an `each` binding runs its body once per element"
+)]
+pub trait ItemArgs: Clone {}
+
+impl<T: Clone> ItemArgs for T {}
+
+/// A copy of a per-item stage's arguments, for one item.
+#[must_use]
+pub fn clone_args<T: ItemArgs>(args: &T) -> T {
+    args.clone()
+}
+
+/// An element taken by value: a clone of the element.
+#[must_use]
+pub fn clone_element<T: ByValue>(element: &T) -> T {
+    element.clone()
+}
+
+/// Whether two lists of names are the same, in the same order: checks at compile time that
+/// a sweep names the swept stage's parameters.
+#[must_use]
+pub const fn same_names(left: &[&str], right: &[&str]) -> bool {
+    if left.len() != right.len() {
+        return false;
+    }
+    let mut name = 0;
+    while name < left.len() {
+        let (one, other) = (left[name].as_bytes(), right[name].as_bytes());
+        if one.len() != other.len() {
+            return false;
+        }
+        let mut byte = 0;
+        while byte < one.len() {
+            if one[byte] != other[byte] {
+                return false;
+            }
+            byte += 1;
+        }
+        name += 1;
+    }
+    true
+}
+
 /// A body's `Result` with its error boxed, as the run context keeps it.
 ///
 /// # Errors

@@ -196,7 +196,7 @@ impl LocalStore {
         encode: impl FnOnce(&mut PayloadWriter) -> Result<(), BoxError>,
     ) -> Result<Entry, WriteError> {
         let item = entry.ingredients.element.is_some();
-        let file = self.temporary_in(&self.entry_dir(&entry));
+        let file = Self::temporary_in(&self.entry_dir(&entry));
         let (tmp, mut writer, opened) = match file {
             Ok((tmp, file)) if item => (Some(tmp), PayloadWriter::unsynced(file), Ok(())),
             Ok((tmp, file)) => (Some(tmp), PayloadWriter::new(file), Ok(())),
@@ -236,22 +236,21 @@ impl LocalStore {
         }
     }
 
-    /// Writes an item of a per-item stage whose payload was encoded in memory: its size
-    /// and checksums filled in, the payload and then the metadata renamed into place, not
-    /// synced (see [`LocalStore::write`]). Gives the entry back, and the payload.
+    /// Writes an item of a per-item stage, its payload encoded in memory: its size and
+    /// checksums filled in, the payload and then the metadata renamed into place, not
+    /// synced (see [`LocalStore::write`]). Gives the entry back, the payload, and whether
+    /// it was saved.
     ///
     /// # Errors
-    /// When the payload could not be encoded (no entry), or not saved (the entry and the
-    /// payload are still given).
+    /// When the payload could not be encoded.
     pub fn write_item(
         &self,
         mut entry: Entry,
         encode: impl FnOnce(&mut PayloadWriter) -> Result<(), BoxError>,
-    ) -> Result<(Entry, Vec<u8>), (Option<(Entry, Vec<u8>)>, BoxError)> {
+    ) -> Result<(Entry, Vec<u8>, io::Result<()>), BoxError> {
         let mut writer = PayloadWriter::memory();
-        let written = encode(&mut writer)
-            .and_then(|()| writer.finish().map_err(Into::into))
-            .map_err(|e| (None, e))?;
+        encode(&mut writer)?;
+        let written = writer.finish()?;
         entry.bytes = written.bytes;
         entry.blake3 = written.checksum.blake3;
         entry.segments = written.checksum.segments;
@@ -261,10 +260,7 @@ impl LocalStore {
             let meta = encode_meta(&entry).map_err(io::Error::other)?;
             write_whole(&dir.join(meta_name(&entry.key)), &meta, false)
         });
-        match saved {
-            Ok(()) => Ok((entry, payload)),
-            Err(e) => Err((Some((entry, payload)), e.into())),
-        }
+        Ok((entry, payload, saved))
     }
 
     /// Publishes the payload `tmp` (a synced temporary file in the stage's folder) and then
@@ -290,7 +286,7 @@ impl LocalStore {
     /// # Errors
     /// When the folder cannot be written.
     pub fn temporary(&self, stage: &str) -> io::Result<(PathBuf, File)> {
-        self.temporary_in(&self.stage_dir(stage))
+        Self::temporary_in(&self.stage_dir(stage))
     }
 
     /// A new temporary file in the folder an entry goes to.
@@ -298,10 +294,10 @@ impl LocalStore {
     /// # Errors
     /// When the folder cannot be written.
     pub fn temporary_for(&self, entry: &Entry) -> io::Result<(PathBuf, File)> {
-        self.temporary_in(&self.entry_dir(entry))
+        Self::temporary_in(&self.entry_dir(entry))
     }
 
-    fn temporary_in(&self, dir: &Path) -> io::Result<(PathBuf, File)> {
+    fn temporary_in(dir: &Path) -> io::Result<(PathBuf, File)> {
         fs::create_dir_all(dir)?;
         remove_stale_temporaries(dir);
         temporary(dir)

@@ -219,10 +219,10 @@ impl Exec<'_> {
         }));
         let value = match computed {
             Ok(Ok(value)) => value,
-            Ok(Err(source)) => return self.item_failed(i, &label, source.to_string(), source),
+            Ok(Err(source)) => return self.item_failed(i, &label, &source.to_string(), source),
             Err(panic) => {
                 let message = format!("panicked: {}", super::jobs::panic_message(panic.as_ref()));
-                return self.item_failed(i, &label, message.clone(), message.into());
+                return self.item_failed(i, &label, &message, message.clone().into());
             }
         };
         let mut ingredients = base;
@@ -237,15 +237,15 @@ impl Exec<'_> {
             .local()
             .write_item(entry, |out| node.call.encode(&value, out, settings));
         let (entry, payload, saved) = match written {
-            Ok((entry, payload)) => (entry, payload, true),
-            Err((Some((entry, payload)), error)) => {
+            Ok((entry, payload, Ok(()))) => (entry, payload, true),
+            Ok((entry, payload, Err(error))) => {
                 crate::error::warn(&format!(
                     "stage `{}`: item `{label}` not saved: {error}",
                     node.path
                 ));
                 (entry, payload, false)
             }
-            Err((None, source)) => return self.item_failed(i, &label, source.to_string(), source),
+            Err(source) => return self.item_failed(i, &label, &source.to_string(), source),
         };
         if saved {
             remember_output(key, entry.blake3);
@@ -278,7 +278,7 @@ impl Exec<'_> {
         }
     }
 
-    fn item_failed(&self, i: usize, label: &str, message: String, source: BoxError) {
+    fn item_failed(&self, i: usize, label: &str, message: &str, source: BoxError) {
         let node = &self.nodes[i];
         let mut st = self.lock();
         let key = st.keys[i];
