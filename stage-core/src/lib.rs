@@ -28,10 +28,10 @@ pub use key::{
     ParseDigestError, Reason, StatIndex,
 };
 pub use run::{
-    AncestorInfo, AsStage, ByValue, Each, Event, File, Graph, GraphNode, Inputs, ItemArgs, Items,
-    Outcome, OutputIs, Param, Params, Plan, RUNS_DIR, RawArg, RawInfo, RecordedInput, RunLog,
-    RunRecord, Stage, StageInfo, State, TrackInfo, UsedKey, body_result, call, clone_args,
-    clone_element, explain, graph, info_of, key, observe, output_is, same_names,
+    AncestorInfo, AsStage, ByValue, Each, Event, File, Graph, GraphNode, Inputs, ItemArgs,
+    ItemCount, Items, Outcome, OutputIs, Param, Params, Plan, RUNS_DIR, RawArg, RawInfo,
+    RecordedInput, RunLog, RunRecord, Stage, StageInfo, State, TrackInfo, UsedKey, body_result,
+    call, clone_args, clone_element, explain, graph, info_of, key, observe, output_is, same_names,
 };
 pub use store::{
     Entry, Found, INLINE_MAX, ITEMS, KeyLock, Layered, Listed, ListedItem, LocalStore, LockAttempt,

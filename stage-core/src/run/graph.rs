@@ -6,8 +6,11 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::Error;
+use crate::codec::{Payload, Reads};
 use crate::key::{Change, Digest, Input, Param, Reason};
-use crate::run::plan::{Node as PlanNode, Planner};
+use crate::run::log::ItemCount;
+use crate::run::map::{cached_items, file_identity, item_key};
+use crate::run::plan::{Node as PlanNode, Planner, Source};
 use crate::run::scope::Scope;
 use crate::run::stage::{Stage, Typed};
 use crate::store::{Found, Layered, LocalStore};
@@ -45,6 +48,9 @@ pub struct Node {
     pub inputs: Vec<Input>,
     /// Its free parameters.
     pub params: Vec<Param>,
+    /// For a per-item stage: its items, and how many a call would compute (when the
+    /// elements are known without running anything: the files of a folder, a cached list).
+    pub items: Option<ItemCount>,
 }
 
 /// The state of a stage's entry.
@@ -76,6 +82,7 @@ pub fn graph<S: Stage>(args: S::Args) -> Result<Graph, Error> {
     let mut nodes: Vec<Node> = Vec::with_capacity(plan_nodes.len());
     for n in plan_nodes {
         let state = state(&store, n, plan_nodes);
+        let items = items(store.local(), n, &state);
         nodes.push(Node {
             stage: n.path.clone(),
             name: n.info.display.to_owned(),
@@ -94,6 +101,7 @@ pub fn graph<S: Stage>(args: S::Args) -> Result<Graph, Error> {
                 .collect(),
             inputs: n.ingredients.inputs.clone(),
             params: n.ingredients.params.clone(),
+            items,
         });
     }
     let mut todo = vec![root];
@@ -156,6 +164,49 @@ fn reason(store: &LocalStore, n: &PlanNode) -> (Reason, Option<usize>) {
         return (Reason::Format, None);
     }
     found
+}
+
+/// The items of per-item stage `n`, and how many a call would compute.
+fn items(local: &LocalStore, n: &PlanNode, state: &State) -> Option<ItemCount> {
+    let map = n.map.as_ref()?;
+    if *state == State::Cached {
+        let entry = match &n.entry {
+            Some((entry, _)) => entry.clone(),
+            None => local.find(&n.path, &n.key?)?,
+        };
+        let bytes = local
+            .with_payload(&entry, Reads::Whole, Payload::into_bytes)
+            .ok()?
+            .ok()?;
+        let (_, listed) = crate::store::decode_items(&bytes)?;
+        return Some(ItemCount {
+            run: 0,
+            total: listed.len(),
+        });
+    }
+    let Source::Files(files) = &map.source else {
+        return None;
+    };
+    let base = map.item_base(&n.ingredients);
+    let elements: Vec<(Digest, String)> = files
+        .iter()
+        .map(|f| (file_identity(&f.rel, f.hash), f.rel.clone()))
+        .collect();
+    let keys: Vec<Digest> = elements
+        .iter()
+        .map(|(identity, label)| item_key(&base, identity, label))
+        .collect();
+    let cached = cached_items(local, n, &base, &keys, &elements);
+    let missing: std::collections::HashSet<&Digest> = keys
+        .iter()
+        .zip(&cached)
+        .filter(|(_, item)| item.is_none())
+        .map(|(key, _)| key)
+        .collect();
+    Some(ItemCount {
+        run: missing.len(),
+        total: files.len(),
+    })
 }
 
 /// Which stages a call of `S` with `args` would compute, and why, ancestors first:
@@ -301,10 +352,13 @@ fn look(n: &Node) -> (&'static str, String) {
         "memory" => MEMORY,
         _ => OUTDATED,
     };
+    let items = n.items.map_or_else(String::new, |c| format!(" ({c})"));
     let state = match &n.state {
-        State::Cached => "cached".to_owned(),
-        State::Outdated(reason) => reason.to_string(),
-        State::Pending(reason) => format!("{reason}: recomputed unless its output is unchanged"),
+        State::Cached => format!("cached{items}"),
+        State::Outdated(reason) => format!("{reason}{items}"),
+        State::Pending(reason) => {
+            format!("{reason}{items}: recomputed unless that output comes out unchanged")
+        }
     };
     (colour, state)
 }

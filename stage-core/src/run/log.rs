@@ -11,6 +11,23 @@ pub struct Event {
     pub key: crate::Digest,
     /// What happened.
     pub outcome: Outcome,
+    /// For a per-item stage: how many of its items ran, of how many.
+    pub items: Option<ItemCount>,
+}
+
+/// The items of a per-item stage: how many there are, and how many run (or ran).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ItemCount {
+    /// Items computed (in a run log), or that a call would compute (in a graph).
+    pub run: usize,
+    /// Items in all.
+    pub total: usize,
+}
+
+impl std::fmt::Display for ItemCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} of {} items", self.run, self.total)
+    }
 }
 
 /// What happened to a stage in a run.
@@ -109,10 +126,16 @@ impl std::fmt::Display for RunLog {
         let width = self.events.iter().map(|e| e.name.len()).max().unwrap_or(0);
         for e in &self.events {
             let name = &e.name;
+            let items = e.items.map_or_else(String::new, |n| format!("; {n}"));
             match &e.outcome {
-                Outcome::Computed(reason) => writeln!(f, "computed  {name:<width$}  ({reason})")?,
+                Outcome::Computed(reason) => {
+                    writeln!(f, "computed  {name:<width$}  ({reason}{items})")?;
+                }
                 Outcome::Unchanged(reason) => {
-                    writeln!(f, "computed  {name:<width$}  ({reason}; output unchanged)")?;
+                    writeln!(
+                        f,
+                        "computed  {name:<width$}  ({reason}{items}; output unchanged)"
+                    )?;
                 }
                 Outcome::Loaded => writeln!(f, "loaded    {name}")?,
                 Outcome::NotSaved(warning) => {
@@ -136,6 +159,7 @@ mod tests {
             name: stage.rsplit("::").next().unwrap().to_owned(),
             key: crate::Digest::of(stage.as_bytes()),
             outcome,
+            items: None,
         };
         let log = RunLog {
             events: vec![

@@ -6,6 +6,7 @@ mod graph;
 pub(crate) mod info;
 mod items;
 mod log;
+mod map;
 mod plan;
 mod progress;
 mod record;
@@ -21,7 +22,7 @@ use crate::{BoxError, Error};
 pub use graph::{Graph, Node as GraphNode, State, explain, graph};
 pub use info::{AncestorInfo, RawInfo, StageInfo, TrackInfo};
 pub use items::{Each, Items};
-pub use log::{Event, Outcome, RunLog};
+pub use log::{Event, ItemCount, Outcome, RunLog};
 pub use record::{RUNS_DIR, RecordedInput, RunRecord, UsedKey};
 pub use scope::observe;
 pub use stage::{

@@ -380,21 +380,33 @@ impl Store for LocalStore {
     }
 
     fn remove(&self, stage: &str, key: &Digest, whole: bool) -> Result<(), StoreError> {
-        let dir = self.stage_dir(stage);
-        let hex = key.to_hex();
-        let Ok(files) = fs::read_dir(&dir) else {
+        let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+        if let Some(entry) = self.find(stage, key).or_else(|| self.find_item(stage, key)) {
+            let dir = self.entry_dir(&entry);
+            fs::remove_file(dir.join(&entry.payload))
+                .or_else(|e| if gone(&e) { Ok(()) } else { Err(e) })?;
+            if whole {
+                fs::remove_file(dir.join(meta_name(key)))?;
+            }
             return Ok(());
-        };
-        for file in files.filter_map(Result::ok) {
-            let name = file.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix(&hex) else {
+        }
+        // No intact metadata: whatever files carry the key.
+        let hex = key.to_hex();
+        for dir in [self.stage_dir(stage), self.item_dir(stage)] {
+            let Ok(files) = fs::read_dir(&dir) else {
                 continue;
             };
-            let is_meta = rest == META_SUFFIX;
-            if (whole || !is_meta) && rest.starts_with('.') {
-                match fs::remove_file(file.path()) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
-                    _ => {}
+            for file in files.filter_map(Result::ok) {
+                let name = file.file_name().to_string_lossy().into_owned();
+                let Some(rest) = name.strip_prefix(&hex) else {
+                    continue;
+                };
+                let is_meta = rest == META_SUFFIX;
+                if (whole || !is_meta) && rest.starts_with('.') {
+                    match fs::remove_file(file.path()) {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+                        _ => {}
+                    }
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::{Exec, Job, LOCK_POLL, State};
 use crate::error::warn;
 use crate::key::{Digest, Reason};
-use crate::run::log::{Event, Outcome};
+use crate::run::log::{Event, ItemCount, Outcome};
 use crate::run::plan::{Binding, Node, forget_output, remember_output};
 use crate::run::stage::{Inputs, Value};
 use crate::store::{Entry, Found, KeyLock, LockAttempt, now_ms, payload_name};
@@ -296,6 +296,17 @@ impl Exec<'_> {
     }
 
     pub(super) fn record(&self, node: &Node, key: Option<Digest>, outcome: Outcome) {
+        self.record_items(node, key, outcome, None);
+    }
+
+    /// Records what happened to `node`, with its items for a per-item stage.
+    pub(super) fn record_items(
+        &self,
+        node: &Node,
+        key: Option<Digest>,
+        outcome: Outcome,
+        items: Option<ItemCount>,
+    ) {
         if !matches!(outcome, Outcome::NotSaved(_) | Outcome::Failed(_)) {
             self.progress.done();
         }
@@ -308,6 +319,7 @@ impl Exec<'_> {
             name: node.info.display.to_owned(),
             key: key.unwrap_or_default(),
             outcome,
+            items,
         });
     }
 

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use super::{Exec, Job};
 use crate::codec::{Payload, Reads};
 use crate::key::{Digest, Element, Ingredients};
-use crate::run::items::{ItemInfo, ItemList, ItemSource};
-use crate::run::log::Outcome;
+use crate::run::log::{ItemCount, Outcome};
+use crate::run::map::{
+    cached_items, file_identity, item_key, item_list, item_path, loader, point_to_list,
+};
 use crate::run::plan::{Node, Source, forget_output, remember_output};
-use crate::run::stage::{Call, Element as InputElement, Inputs, Value};
+use crate::run::stage::{Element as InputElement, Inputs, Value};
 use crate::store::{
-    Entry, Found, INLINE_MAX, KeyLock, Layered, ListedItem, decode_items, encode_items, now_ms,
-    payload_name,
+    Entry, Found, INLINE_MAX, KeyLock, ListedItem, decode_items, encode_items, now_ms, payload_name,
 };
 use crate::{BoxError, Error};
 
@@ -30,6 +31,8 @@ pub(super) struct MapRun {
     keys: Vec<Digest>,
     /// Each element's item, once it is known.
     items: Vec<Option<ListedItem>>,
+    /// How many items are computed.
+    computed: usize,
     /// The elements waiting for the item of each key being computed (duplicates share).
     computing: HashMap<Digest, Vec<usize>>,
     /// The values its body's ancestor parameters receive.
@@ -58,10 +61,11 @@ impl Exec<'_> {
             .map(|(identity, label)| item_key(&base, identity, label))
             .collect();
         drop(st);
-        let known = self.known_items(node, &base, &keys, &elements);
+        let known = cached_items(self.store.local(), node, &base, &keys, &elements);
         let mut run = MapRun {
             base,
             items: known,
+            computed: 0,
             keys,
             elements,
             computing: HashMap::new(),
@@ -80,6 +84,7 @@ impl Exec<'_> {
             }
         }
         let todo = run.computing.len();
+        run.computed = todo;
         self.progress.add(todo);
         let done = todo == 0;
         st.maps[i] = Some(run);
@@ -138,60 +143,6 @@ impl Exec<'_> {
             }
         };
         Ok((base, elements, values, upstream))
-    }
-
-    /// The items already in the cache: from the previous list of the same stage and
-    /// arguments, else each from its own entry.
-    fn known_items(
-        &self,
-        node: &Node,
-        base: &Ingredients,
-        keys: &[Digest],
-        elements: &[(Digest, String)],
-    ) -> Vec<Option<ListedItem>> {
-        let previous: HashMap<Digest, ListedItem> = self
-            .previous_list(node, base)
-            .into_iter()
-            .map(|item| (item.identity, item))
-            .collect();
-        let local = self.store.local();
-        keys.iter()
-            .zip(elements)
-            .map(|(key, (identity, label))| {
-                if let Some(item) = previous.get(identity) {
-                    return Some(ListedItem {
-                        label: label.clone(),
-                        ..item.clone()
-                    });
-                }
-                let entry = local.find_item(&node.path, key)?;
-                listed(local, &entry, label)
-            })
-            .collect()
-    }
-
-    /// The items of the latest list written for these arguments, if it is intact.
-    fn previous_list(&self, node: &Node, base: &Ingredients) -> Vec<ListedItem> {
-        let local = self.store.local();
-        let pointer = local
-            .stage_dir(&node.path)
-            .join(format!("{}.list", base.key().to_hex()));
-        let Some(key) = std::fs::read_to_string(pointer)
-            .ok()
-            .and_then(|hex| hex.trim().parse::<Digest>().ok())
-        else {
-            return Vec::new();
-        };
-        let Some(entry) = local.find(&node.path, &key) else {
-            return Vec::new();
-        };
-        local
-            .with_payload(&entry, Reads::Whole, Payload::into_bytes)
-            .ok()
-            .and_then(Result::ok)
-            .and_then(|bytes| decode_items(&bytes))
-            .map(|(_, items)| items)
-            .unwrap_or_default()
     }
 
     /// Computes and writes item `j` of per-item stage `i`.
@@ -319,7 +270,11 @@ impl Exec<'_> {
         let reason = self.lock().reasons[i]
             .clone()
             .unwrap_or(crate::Reason::NeverRun);
-        self.record(node, Some(key), Outcome::Computed(reason));
+        let count = ItemCount {
+            run: run.computed,
+            total: run.keys.len(),
+        };
+        self.record_items(node, Some(key), Outcome::Computed(reason), Some(count));
         let digest = match written {
             Ok(entry) => {
                 self.store.share(&entry);
@@ -334,7 +289,7 @@ impl Exec<'_> {
         };
         let value = node.call.items(
             Arc::new(item_list(node, &run.base, files, items)),
-            self.loader(node),
+            loader(self.store, node),
         );
         let mut st = self.lock();
         st.outputs[i] = digest;
@@ -383,16 +338,7 @@ impl Exec<'_> {
                 .into());
             }
         }
-        Ok(node.call.items(Arc::new(list), self.loader(node)))
-    }
-
-    fn loader(&self, node: &Node) -> Arc<dyn ItemSource> {
-        Arc::new(Loader {
-            store: self.store.clone(),
-            call: Arc::clone(&node.call),
-            reads: node.codec.reads,
-            extension: node.codec.extension,
-        })
+        Ok(node.call.items(Arc::new(list), loader(self.store, node)))
     }
 }
 
@@ -427,25 +373,6 @@ fn compute_element(
     }
 }
 
-/// The key of the item of `base` for an element.
-fn item_key(base: &Ingredients, identity: &Digest, label: &str) -> Digest {
-    let mut ingredients = base.clone();
-    ingredients.element = Some(Element {
-        label: label.to_owned(),
-        identity: *identity,
-    });
-    ingredients.key()
-}
-
-/// What a file's item key takes from it: its relative path and its content.
-fn file_identity(rel: &str, hash: blake3::Hash) -> Digest {
-    let mut hasher = blake3::Hasher::new_derive_key("stage item file v1");
-    hasher.update(&(rel.len() as u64).to_le_bytes());
-    hasher.update(rel.as_bytes());
-    hasher.update(hash.as_bytes());
-    Digest::from(hasher.finalize())
-}
-
 fn new_entry(node: &Node, key: Digest, ingredients: Ingredients) -> Entry {
     Entry {
         key,
@@ -460,107 +387,9 @@ fn new_entry(node: &Node, key: Digest, ingredients: Ingredients) -> Entry {
     }
 }
 
-/// The listed form of an item entry, its payload inline when small.
-fn listed(local: &crate::store::LocalStore, entry: &Entry, label: &str) -> Option<ListedItem> {
-    let inline = if entry.bytes <= INLINE_MAX {
-        Some(entry.read_payload(&local.payload_path(entry)).ok()?)
-    } else if local.has_payload(entry) {
-        None
-    } else {
-        return None;
-    };
-    Some(ListedItem {
-        label: label.to_owned(),
-        identity: entry.ingredients.element.as_ref()?.identity,
-        output: entry.blake3,
-        bytes: entry.bytes,
-        inline,
-    })
-}
-
-/// Remembers `key` as the latest list of these arguments, for the next list to start from.
-fn point_to_list(local: &crate::store::LocalStore, node: &Node, base: &Ingredients, key: &Digest) {
-    let pointer = local
-        .stage_dir(&node.path)
-        .join(format!("{}.list", base.key().to_hex()));
-    let _ = std::fs::write(pointer, key.to_hex());
-}
-
-fn item_list(node: &Node, base: &Ingredients, files: bool, items: Vec<ListedItem>) -> ItemList {
-    ItemList {
-        stage: node.path.clone(),
-        files,
-        items: items
-            .into_iter()
-            .map(|item| ItemInfo {
-                key: item_key(base, &item.identity, &item.label),
-                label: item.label,
-                output: item.output,
-                bytes: item.bytes,
-                inline: item.inline,
-            })
-            .collect(),
-    }
-}
-
-fn item_path(local: &crate::store::LocalStore, node: &Node, key: &Digest) -> std::path::PathBuf {
-    local
-        .item_dir(&node.path)
-        .join(payload_name(key, node.codec.extension))
-}
-
 fn internal(node: &Node, what: &str) -> Error {
     Error::Body {
         stage: node.path.clone(),
         source: format!("internal error: {what}").into(),
-    }
-}
-
-/// Reads items for [`crate::Items`], from the local folder or the remote store behind it.
-struct Loader {
-    store: Layered,
-    call: Arc<dyn Call>,
-    reads: Reads,
-    extension: &'static str,
-}
-
-impl ItemSource for Loader {
-    fn load(&self, list: &ItemList, i: usize) -> Result<Value, Error> {
-        let item = &list.items[i];
-        let failed = |source: BoxError| Error::Item {
-            stage: list.stage.clone(),
-            item: item.label.clone(),
-            source,
-        };
-        if let Some(bytes) = &item.inline {
-            return self
-                .call
-                .decode(Payload::checked(bytes.clone()))
-                .map_err(failed);
-        }
-        let (entry, found) = self
-            .store
-            .lookup(&list.stage, &item.key)
-            .filter(|(e, _)| e.blake3 == item.output && e.bytes == item.bytes)
-            .ok_or_else(|| failed("its entry is missing: the next call recomputes it".into()))?;
-        let read = self
-            .store
-            .with_payload(&entry, found, self.reads, |payload| {
-                self.call.decode(payload)
-            });
-        match read {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(failed(e)),
-            Err(e) => {
-                // A damaged item is removed, and its list with it: the next call
-                // recomputes exactly that item.
-                let _ =
-                    crate::store::Store::remove(self.store.local(), &list.stage, &item.key, true);
-                let _ = self.extension;
-                Err(failed(
-                    format!("{e}; it was removed, and the next call recomputes it").into(),
-                ))
-            }
-        }
     }
 }
