@@ -11,6 +11,8 @@ mod dag;
 mod lwdp;
 #[path = "../examples/quickstart.rs"]
 mod quickstart;
+#[path = "../examples/sweep.rs"]
+mod sweep;
 
 /// `(stage, [(param, ancestor)])` of every stage in `module`, sorted.
 fn shape(module: &str) -> Vec<(String, Vec<(String, String)>)> {
@@ -75,11 +77,68 @@ fn collage() {
     assert_eq!(
         shape("collage"),
         expected(&[
-            ("blur", &[("image", "download_images")]),
-            ("collage", &[("left", "blur"), ("right", "edge_enhance")]),
-            ("download_images", &[]),
-            ("edge_enhance", &[("image", "download_images")]),
+            ("collage", &[("all", "edges")]),
+            ("edges", &[("thumb", "thumbnail")]),
+            ("thumbnail", &[]),
         ])
+    );
+}
+
+#[test]
+fn the_collage_maps_each_photo_once_and_a_new_photo_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("examples/data/photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for file in std::fs::read_dir("examples/data/photos").unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), photos.join(file.file_name())).unwrap();
+    }
+    let config = stage::Config::from_env()
+        .dir(dir.path().join("cache"))
+        .data_dir(dir.path());
+    let (image, log) = config.scope(|| stage::observe(|| collage::collage(3)));
+    let image = image.unwrap();
+    assert_eq!((image.width, image.height), (6 * 24, 24));
+    assert_eq!(log.computed(), ["thumbnail", "edges", "collage"]);
+    assert!(log.to_string().contains("6 of 6 items"), "{log}");
+
+    let first = collage::Image::read_pgm(&photos.join("01-rings.pgm")).unwrap();
+    std::fs::write(photos.join("07-copy.pgm"), first.to_pgm()).unwrap();
+    let (image, log) = config.scope(|| stage::observe(|| collage::collage(3)));
+    assert_eq!(image.unwrap().width, 7 * 24);
+    assert!(log.to_string().contains("1 of 7 items"), "{log}");
+    assert_eq!(log.computed(), ["thumbnail", "edges", "collage"]);
+}
+
+#[test]
+fn sweep() {
+    assert_eq!(
+        shape("sweep"),
+        expected(&[
+            ("best", &[("scores", "score")]),
+            ("detect", &[("s", "signal")]),
+            ("score", &[("found", "detect"), ("s", "signal")]),
+            ("signal", &[]),
+        ])
+    );
+}
+
+#[test]
+fn the_sweep_computes_each_point_once_and_new_points_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = stage::Config::from_env().dir(dir.path());
+    let (best, log) = config.scope(|| stage::observe(|| sweep::best(vec![10, 20])));
+    let ((window, _), f1) = best.unwrap();
+    assert!(f1 > 500, "F1 {f1}");
+    assert!([5, 11, 21].contains(&window));
+    let scored = |log: &stage::RunLog| log.computed().iter().filter(|n| **n == "score").count();
+    assert_eq!(scored(&log), 6);
+    let (_, log) = config.scope(|| stage::observe(|| sweep::best(vec![10, 20, 30])));
+    assert_eq!(scored(&log), 3, "{log}");
+    assert_eq!(
+        log.loaded().iter().filter(|n| **n == "score").count(),
+        6,
+        "{log}"
     );
 }
 

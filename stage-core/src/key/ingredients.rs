@@ -198,6 +198,15 @@ impl Ingredients {
                 .map_or(param, |a| a.name.clone());
             changes.push(Change::Ancestor(name));
         }
+        // The points of a sweep share their stage's name: name it once.
+        let mut seen = Vec::new();
+        changes.retain(|change| {
+            let new = !seen.contains(change);
+            if new {
+                seen.push(change.clone());
+            }
+            new
+        });
         changes
     }
 
