@@ -82,21 +82,49 @@ impl TrackInfo {
     }
 }
 
-/// Every helper reachable from `uses`, each once, sorted by path.
+/// A tracked `impl` block, registered against the tracked type it implements: tracking
+/// the type brings its tracked impls, wherever they are defined.
+#[derive(Debug)]
+pub struct TrackedImpl {
+    /// The tracked type (or trait) the impl is for.
+    pub of: fn() -> &'static TrackInfo,
+    /// The impl block itself.
+    pub info: fn() -> &'static TrackInfo,
+}
+
+inventory::collect!(TrackedImpl);
+
+/// Every item reachable from `uses` (with the tracked impls of each type reached), each
+/// once, sorted by path.
 pub(crate) fn tracked_closure(uses: &[fn() -> &'static TrackInfo]) -> Vec<&'static TrackInfo> {
+    closure_with(uses, inventory::iter::<TrackedImpl>.into_iter())
+}
+
+fn closure_with<'a>(
+    uses: &[fn() -> &'static TrackInfo],
+    impls: impl Iterator<Item = &'a TrackedImpl> + Clone,
+) -> Vec<&'static TrackInfo> {
+    // The same item can reach us through different addresses (a `const` is inlined where
+    // it is used): its path and code hash identify it.
+    let same = |a: &TrackInfo, b: &TrackInfo| {
+        std::ptr::eq(a, b) || (a.code_hash == b.code_hash && a.path() == b.path())
+    };
     let mut seen: Vec<&'static TrackInfo> = Vec::new();
     let mut todo: Vec<&'static TrackInfo> = uses.iter().map(|f| f()).collect();
     while let Some(info) = todo.pop() {
-        if seen
-            .iter()
-            .any(|s| std::ptr::eq(*s, info) || s.path() == info.path())
-        {
+        if seen.iter().any(|s| same(s, info)) {
             continue;
         }
         seen.push(info);
         todo.extend(info.uses.iter().map(|f| f()));
+        todo.extend(
+            impls
+                .clone()
+                .filter(|i| same((i.of)(), info))
+                .map(|i| (i.info)()),
+        );
     }
-    seen.sort_by_key(|info| info.path());
+    seen.sort_by(|a, b| a.path().cmp(&b.path()).then(a.code_hash.0.cmp(&b.code_hash.0)));
     seen
 }
 
@@ -123,10 +151,44 @@ mod tests {
         &B
     }
 
+    static GRID: TrackInfo = TrackInfo {
+        name: "Grid",
+        module_path: "m",
+        code_hash: Digest([3; 32]),
+        uses: &[],
+    };
+    static GRID_IMPL: TrackInfo = TrackInfo {
+        name: "impl Grid { width }",
+        module_path: "m",
+        code_hash: Digest([4; 32]),
+        uses: &[a],
+    };
+    fn grid() -> &'static TrackInfo {
+        &GRID
+    }
+    fn grid_impl() -> &'static TrackInfo {
+        &GRID_IMPL
+    }
+
+    fn paths(all: &[&TrackInfo]) -> Vec<String> {
+        all.iter().map(|t| t.path()).collect()
+    }
+
     #[test]
     fn closure_is_transitive_and_survives_cycles() {
-        let all = tracked_closure(&[a]);
-        let names: Vec<_> = all.iter().map(|t| t.path()).collect();
-        assert_eq!(names, ["m::a", "m::b"]);
+        assert_eq!(paths(&tracked_closure(&[a])), ["m::a", "m::b"]);
+    }
+
+    #[test]
+    fn a_type_brings_its_impls_and_what_they_use() {
+        let impls = [TrackedImpl {
+            of: grid,
+            info: grid_impl,
+        }];
+        assert_eq!(
+            paths(&closure_with(&[grid], impls.iter())),
+            ["m::Grid", "m::a", "m::b", "m::impl Grid { width }"]
+        );
+        assert_eq!(paths(&closure_with(&[b], impls.iter())), ["m::a", "m::b"]);
     }
 }
