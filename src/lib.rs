@@ -128,7 +128,7 @@ pub use parquet;
 /// Used by the code `#[stage]` generates; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use stage_core::track::{Tracked, info_of as track_info_of};
+    pub use stage_core::track::{Tracked, TrackedImpl, info_of as track_info_of};
     pub use stage_core::{
         AncestorInfo, Arrow, AsStage, Bincode, BoxError, Digest, Inputs, Memory, Params, Parquet,
         Plan, RawArg, RawInfo, Registered, Stage, StageInfo, TrackInfo, body_result, call, info_of,

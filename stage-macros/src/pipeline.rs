@@ -1,0 +1,339 @@
+//! `#[stage::pipeline] mod steps { ... }`: every stage of the module is keyed, in addition,
+//! by the code of the module's items that it names, directly or through other items.
+//!
+//! The attribute sees the whole module before the attributes inside it expand. It hashes
+//! each item, builds the graph of which item names which (by identifier, over every token:
+//! a name shadowed by a local binding still counts, so the graph errs on the side of
+//! tracking too much), gives each item a companion whose `uses` are the items it names,
+//! and expands each `#[stage]` and `#[stage::track]` inside itself with those companions.
+//! An `impl` block is named by its type, its trait and its items' names: a stage that
+//! names a type brings the type's impls.
+
+use std::collections::BTreeSet;
+
+use proc_macro2::{TokenStream, TokenTree};
+use quote::{ToTokens, quote};
+use syn::{Attribute, Ident, Item, ItemMod, Meta, Path, Visibility};
+
+use crate::model::impl_name;
+use crate::{entry, expand, hash, names};
+
+/// What a stage or tracked item inside a pipeline module gets from it.
+pub struct Pipeline {
+    /// Companions of the module items it names directly.
+    pub items: Vec<Path>,
+    /// Names the untracked-name warning leaves alone: the module's items and the names
+    /// it imports from other crates.
+    pub known: BTreeSet<String>,
+}
+
+enum Role {
+    /// `#[stage(args)]`, at attribute `index`.
+    Stage { index: usize, args: TokenStream },
+    /// `#[stage::track(args)]`, at attribute `index`.
+    Track { index: usize, args: TokenStream },
+    /// Any other item the module tracks.
+    Plain,
+    /// `use`, `mod`, `extern`...: passed through.
+    Other,
+}
+
+/// One trackable item of the module.
+struct Node {
+    /// Position in the module.
+    at: usize,
+    /// Names by which other items reach it.
+    keys: Vec<String>,
+    /// Every identifier in its tokens.
+    idents: BTreeSet<String>,
+    companion: Ident,
+}
+
+/// Expands `#[stage::pipeline]` on `item`.
+pub fn pipeline(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if let Some(first) = attr.clone().into_iter().next() {
+        let error = syn::Error::new_spanned(first, "`#[stage::pipeline]` takes no arguments");
+        return entry::with_error(&item, &error);
+    }
+    let mut module = match syn::parse2::<ItemMod>(item.clone()) {
+        Ok(module) => module,
+        Err(_) => {
+            let error = syn::Error::new_spanned(&item, "`#[stage::pipeline]` goes on a module: `mod steps { ... }`");
+            return entry::with_error(&item, &error);
+        }
+    };
+    let Some((_, items)) = module.content.take() else {
+        let error = syn::Error::new_spanned(
+            &module,
+            format!("`#[stage::pipeline]` needs an inline module, `mod {} {{ ... }}`: it reads the module's items, and `mod {0};` keeps them in another file", module.ident),
+        );
+        return entry::with_error(&item, &error);
+    };
+    let roles: Vec<Role> = items.iter().map(role).collect();
+    let nodes = nodes(&items, &roles);
+    let known = known(&items);
+    let reached = reached(&items, &roles, &nodes);
+    let expanded = items.iter().zip(&roles).enumerate().map(|(at, (item, role))| {
+        let warn = reached.contains(&at);
+        expand_item(at, item, role, &nodes, &known, warn)
+    });
+    let attrs = &module.attrs;
+    let (vis, unsafety, ident) = (&module.vis, &module.unsafety, &module.ident);
+    quote! {
+        #(#attrs)*
+        #vis #unsafety mod #ident {
+            #(#expanded)*
+        }
+    }
+}
+
+fn role(item: &Item) -> Role {
+    let attrs: &[Attribute] = match item {
+        Item::Fn(f) => &f.attrs,
+        Item::Const(c) => &c.attrs,
+        Item::Static(s) => &s.attrs,
+        Item::Struct(s) => &s.attrs,
+        Item::Enum(e) => &e.attrs,
+        Item::Union(u) => &u.attrs,
+        Item::Type(t) => &t.attrs,
+        Item::Trait(t) => &t.attrs,
+        Item::Impl(i) => &i.attrs,
+        Item::Macro(m) if m.ident.is_some() => return Role::Plain,
+        _ => return Role::Other,
+    };
+    for (index, attr) in attrs.iter().enumerate() {
+        let segments: Vec<String> = attr.path().segments.iter().map(|s| s.ident.to_string()).collect();
+        let args = match &attr.meta {
+            Meta::Path(_) => TokenStream::new(),
+            Meta::List(list) => list.tokens.clone(),
+            Meta::NameValue(_) => continue,
+        };
+        match segments.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            ["stage"] | ["stage", "stage"] if matches!(item, Item::Fn(_)) => return Role::Stage { index, args },
+            ["track"] | ["stage", "track"] => return Role::Track { index, args },
+            _ => {}
+        }
+    }
+    Role::Plain
+}
+
+/// The item's own name, or `None` for an `impl`.
+fn item_name(item: &Item) -> Option<&Ident> {
+    match item {
+        Item::Fn(f) => Some(&f.sig.ident),
+        Item::Const(c) => Some(&c.ident),
+        Item::Static(s) => Some(&s.ident),
+        Item::Struct(s) => Some(&s.ident),
+        Item::Enum(e) => Some(&e.ident),
+        Item::Union(u) => Some(&u.ident),
+        Item::Type(t) => Some(&t.ident),
+        Item::Trait(t) => Some(&t.ident),
+        Item::Macro(m) => m.ident.as_ref(),
+        _ => None,
+    }
+}
+
+fn is_type(item: &Item) -> bool {
+    matches!(item, Item::Struct(_) | Item::Enum(_) | Item::Union(_) | Item::Type(_) | Item::Trait(_))
+}
+
+fn nodes(items: &[Item], roles: &[Role]) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for (at, (item, role)) in items.iter().zip(roles).enumerate() {
+        if matches!(role, Role::Stage { .. } | Role::Other) {
+            continue;
+        }
+        let (keys, companion) = if let Item::Impl(i) = item {
+            let mut keys = Vec::new();
+            if let syn::Type::Path(p) = &*i.self_ty
+                && let Some(last) = p.path.segments.last()
+            {
+                keys.push(last.ident.to_string());
+            }
+            if let Some((_, path, _)) = &i.trait_
+                && let Some(last) = path.segments.last()
+            {
+                keys.push(last.ident.to_string());
+            }
+            keys.extend(i.items.iter().filter_map(|it| match it {
+                syn::ImplItem::Fn(f) => Some(f.sig.ident.to_string()),
+                syn::ImplItem::Const(c) => Some(c.ident.to_string()),
+                _ => None,
+            }));
+            (keys, names::module_impl(at))
+        } else {
+            let Some(ident) = item_name(item) else { continue };
+            let name = ident.to_string();
+            let explicit = matches!(role, Role::Track { .. });
+            let companion = if explicit || (is_type(item) && names::is_camel(&name)) {
+                names::companion(ident)
+            } else {
+                names::module_item(&name)
+            };
+            (vec![name], companion)
+        };
+        nodes.push(Node {
+            at,
+            keys,
+            idents: idents(item.to_token_stream()),
+            companion,
+        });
+    }
+    nodes
+}
+
+/// Every identifier in `tokens`, in groups too.
+pub fn idents(tokens: TokenStream) -> BTreeSet<String> {
+    let mut all = BTreeSet::new();
+    let mut todo = vec![tokens];
+    while let Some(stream) = todo.pop() {
+        for token in stream {
+            match token {
+                TokenTree::Ident(i) => {
+                    all.insert(i.to_string().trim_start_matches("r#").to_owned());
+                }
+                TokenTree::Group(g) => todo.push(g.stream()),
+                _ => {}
+            }
+        }
+    }
+    all
+}
+
+/// The companions of the nodes whose keys appear in `idents`, except the node at `skip`.
+fn named_by(idents: &BTreeSet<String>, nodes: &[Node], skip: Option<usize>) -> Vec<Path> {
+    nodes
+        .iter()
+        .filter(|n| Some(n.at) != skip && n.keys.iter().any(|k| idents.contains(k)))
+        .map(|n| {
+            let ident = &n.companion;
+            syn::parse_quote!(#ident)
+        })
+        .collect()
+}
+
+/// The positions of the nodes some stage reaches, directly or through other nodes.
+fn reached(items: &[Item], roles: &[Role], nodes: &[Node]) -> BTreeSet<usize> {
+    let mut todo: Vec<&BTreeSet<String>> = Vec::new();
+    let stage_idents: Vec<BTreeSet<String>> = items
+        .iter()
+        .zip(roles)
+        .filter(|(_, role)| matches!(role, Role::Stage { .. }))
+        .map(|(item, _)| idents(item.to_token_stream()))
+        .collect();
+    todo.extend(&stage_idents);
+    let mut reached = BTreeSet::new();
+    while let Some(names) = todo.pop() {
+        for node in nodes {
+            if node.keys.iter().any(|k| names.contains(k)) && reached.insert(node.at) {
+                todo.push(&node.idents);
+            }
+        }
+    }
+    reached
+}
+
+/// Names the warning leaves alone: every item of the module, and what it imports from
+/// outside the crate (`use std::f64::consts::PI`).
+fn known(items: &[Item]) -> BTreeSet<String> {
+    let mut known: BTreeSet<String> = items.iter().filter_map(item_name).map(ToString::to_string).collect();
+    for item in items {
+        match item {
+            Item::Use(u) => imported(&u.tree, true, &mut known),
+            Item::Mod(m) => {
+                known.insert(m.ident.to_string());
+            }
+            _ => {}
+        }
+    }
+    known
+}
+
+fn imported(tree: &syn::UseTree, root: bool, known: &mut BTreeSet<String>) {
+    match tree {
+        syn::UseTree::Path(p) => {
+            let local = root && matches!(p.ident.to_string().as_str(), "crate" | "self" | "super");
+            if !local {
+                imported(&p.tree, false, known);
+            }
+        }
+        syn::UseTree::Name(n) if !root => {
+            known.insert(n.ident.to_string());
+        }
+        syn::UseTree::Rename(r) if !root => {
+            known.insert(r.rename.to_string());
+        }
+        syn::UseTree::Group(g) => g.items.iter().for_each(|t| imported(t, root, known)),
+        _ => {}
+    }
+}
+
+fn without_attr(item: &Item, index: usize) -> TokenStream {
+    let mut item = item.clone();
+    let attrs = match &mut item {
+        Item::Fn(f) => &mut f.attrs,
+        Item::Const(c) => &mut c.attrs,
+        Item::Static(s) => &mut s.attrs,
+        Item::Struct(s) => &mut s.attrs,
+        Item::Enum(e) => &mut e.attrs,
+        Item::Union(u) => &mut u.attrs,
+        Item::Type(t) => &mut t.attrs,
+        Item::Trait(t) => &mut t.attrs,
+        Item::Impl(i) => &mut i.attrs,
+        _ => return item.to_token_stream(),
+    };
+    attrs.remove(index);
+    item.to_token_stream()
+}
+
+fn expand_item(
+    at: usize,
+    item: &Item,
+    role: &Role,
+    nodes: &[Node],
+    known: &BTreeSet<String>,
+    warn: bool,
+) -> TokenStream {
+    let context = |skip: Option<usize>| {
+        let idents = idents(item.to_token_stream());
+        Pipeline {
+            items: named_by(&idents, nodes, skip),
+            known: known.clone(),
+        }
+    };
+    match role {
+        Role::Stage { index, args } => entry::stage_in(args.clone(), without_attr(item, *index), Some(&context(None))),
+        Role::Track { index, args } => {
+            let companion = matches!(item, Item::Impl(_)).then(|| names::module_impl(at));
+            entry::track_in(args.clone(), without_attr(item, *index), Some(&context(Some(at))), companion.as_ref())
+        }
+        Role::Plain => {
+            let Some(node) = nodes.iter().find(|n| n.at == at) else {
+                return item.to_token_stream();
+            };
+            let tokens = item.to_token_stream();
+            let hash = hash::code_hash(&TokenStream::new(), &tokens);
+            let name = match item {
+                Item::Impl(i) => impl_name(i),
+                other => item_name(other).map(ToString::to_string).unwrap_or_default(),
+            };
+            let vis = match item {
+                Item::Struct(s) if node.companion != names::module_item(&name) => s.vis.clone(),
+                Item::Enum(e) if node.companion != names::module_item(&name) => e.vis.clone(),
+                Item::Union(u) if node.companion != names::module_item(&name) => u.vis.clone(),
+                Item::Type(t) if node.companion != names::module_item(&name) => t.vis.clone(),
+                Item::Trait(t) if node.companion != names::module_item(&name) => t.vis.clone(),
+                _ => Visibility::Inherited,
+            };
+            let uses = expand::uses(&[], &context(Some(at)).items);
+            let companion = expand::companion(&vis, &node.companion, &name, hash, &uses);
+            let warnings = if warn {
+                entry::helper_warnings(item, &name, &[], Some(known))
+            } else {
+                TokenStream::new()
+            };
+            quote!(#tokens #companion #warnings)
+        }
+        Role::Other => item.to_token_stream(),
+    }
+}
