@@ -113,6 +113,8 @@ pub use stage_macros::stage;
 /// ```
 pub use stage_macros::track;
 
+pub use stage_macros::pipeline;
+
 /// Calls and inspects stages by their type (a stage's name in type position), without
 /// running them.
 pub mod inspect {

@@ -224,7 +224,7 @@ fn info(model: &Model, hash: [u8; 32]) -> TokenStream {
 
 /// `&[track_info_of::<companion>, ...]` for `uses = [...]` (each spanned at its path, so
 /// that an untracked item is an error there), then for companions named by a pipeline.
-pub fn uses(paths: &[Path], module_items: &[Path]) -> TokenStream {
+pub fn uses(paths: &[Path], module_items: &[Ident]) -> TokenStream {
     let listed = paths.iter().map(|p| {
         let companion = names::companion_path(p);
         quote_spanned!(p.span()=> ::stage::__private::track_info_of::<#companion>)
@@ -242,7 +242,7 @@ pub fn uses(paths: &[Path], module_items: &[Path]) -> TokenStream {
 pub fn track(
     track: &Track,
     hash: [u8; 32],
-    module_items: &[Path],
+    module_items: &[Ident],
     impl_companion: Option<&Ident>,
 ) -> TokenStream {
     let item = &track.item;

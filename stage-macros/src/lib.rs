@@ -20,7 +20,7 @@ use proc_macro::TokenStream;
     reason = "mirrors the proc-macro entry point"
 )]
 pub fn stage(attr: TokenStream, item: TokenStream) -> TokenStream {
-    entry::stage_in(attr.into(), item.into(), None).into()
+    entry::stage(attr.into(), item.into()).into()
 }
 
 /// Marks an item whose code is part of the key of the stages that list it in `uses`.
@@ -30,7 +30,7 @@ pub fn stage(attr: TokenStream, item: TokenStream) -> TokenStream {
     reason = "mirrors the proc-macro entry point"
 )]
 pub fn track(attr: TokenStream, item: TokenStream) -> TokenStream {
-    entry::track_in(attr.into(), item.into(), None, None).into()
+    entry::track(attr.into(), item.into()).into()
 }
 
 /// Keys every stage of an inline module by the module's items it names.
@@ -48,15 +48,21 @@ mod entry {
 
     use proc_macro2::TokenStream;
     use quote::quote;
-    use syn::{Ident, Item, ItemFn, Path};
+    use syn::{Item, ItemFn, Path};
 
     use crate::args::Args;
     use crate::model::{self, Tracked};
     use crate::pipeline::Pipeline;
     use crate::{expand, hash, untracked};
 
-    /// `#[stage]`, inside a `#[stage::pipeline]` module when `pipeline` is given.
-    pub fn stage_in(attr: TokenStream, item: TokenStream, pipeline: Option<&Pipeline>) -> TokenStream {
+    /// `#[stage]`, inside a `#[stage::pipeline]` module when the item carries its hidden
+    /// attribute.
+    pub fn stage(attr: TokenStream, item: TokenStream) -> TokenStream {
+        let (item, pipeline) = match Pipeline::take(item.clone()) {
+            Ok(taken) => taken,
+            Err(error) => return with_error(&item, &error),
+        };
+        let pipeline = pipeline.as_ref();
         let hash = hash::code_hash(&attr, &item);
         let parsed = syn::parse2::<Args>(attr)
             .and_then(|args| Ok((args, syn::parse2::<ItemFn>(item.clone())?)));
@@ -76,14 +82,14 @@ mod entry {
         }
     }
 
-    /// `#[stage::track]`, inside a `#[stage::pipeline]` module when `pipeline` is given;
-    /// `impl_companion` names the companion of an `impl` there.
-    pub fn track_in(
-        attr: TokenStream,
-        item: TokenStream,
-        pipeline: Option<&Pipeline>,
-        impl_companion: Option<&Ident>,
-    ) -> TokenStream {
+    /// `#[stage::track]`, inside a `#[stage::pipeline]` module when the item carries its
+    /// hidden attribute.
+    pub fn track(attr: TokenStream, item: TokenStream) -> TokenStream {
+        let (item, pipeline) = match Pipeline::take(item.clone()) {
+            Ok(taken) => taken,
+            Err(error) => return with_error(&item, &error),
+        };
+        let pipeline = pipeline.as_ref();
         let hash = hash::code_hash(&attr, &item);
         let parsed = syn::parse2::<Args>(attr)
             .and_then(|args| Ok((args, syn::parse2::<Item>(item.clone())?)));
@@ -97,6 +103,7 @@ mod entry {
                 silenced.extend(track.untracked.iter().cloned());
                 let warnings = helper_warnings(&track.item, &name, &silenced, pipeline.map(|p| &p.known));
                 let items = pipeline.map_or(&[][..], |p| &p.items[..]);
+                let impl_companion = pipeline.and_then(|p| p.impl_companion.as_ref());
                 let expanded = expand::track(&track, hash, items, impl_companion);
                 quote!(#expanded #warnings)
             }

@@ -72,7 +72,7 @@ pub struct Model {
     /// Names the untracked-name warning leaves alone.
     pub untracked: Vec<Path>,
     /// Companions of the items of the enclosing `#[stage::pipeline]` module it names.
-    pub module_items: Vec<Path>,
+    pub module_items: Vec<Ident>,
     pub params: Vec<Param>,
     pub output: Output,
 }

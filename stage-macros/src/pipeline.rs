@@ -4,34 +4,92 @@
 //! The attribute sees the whole module before the attributes inside it expand. It hashes
 //! each item, builds the graph of which item names which (by identifier, over every token:
 //! a name shadowed by a local binding still counts, so the graph errs on the side of
-//! tracking too much), gives each item a companion whose `uses` are the items it names,
-//! and expands each `#[stage]` and `#[stage::track]` inside itself with those companions.
+//! tracking too much) and gives each item a companion whose `uses` are the items it names.
+//! Each `#[stage]` and `#[stage::track]` inside gets, right below it, a hidden attribute
+//! `#[__stage_pipeline(...)]` with the companions it names; the attribute macro takes it
+//! off before hashing, so a stage's code hash is the same inside a pipeline and outside.
 //! An `impl` block is named by its type, its trait and its items' names: a stage that
 //! names a type brings the type's impls.
 
 use std::collections::BTreeSet;
 
-use proc_macro2::{TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote};
-use syn::{Attribute, Ident, Item, ItemMod, Meta, Path, Visibility};
+use syn::{Attribute, Ident, Item, ItemMod, Meta, Visibility};
 
+use crate::args::{Args, Value};
 use crate::model::impl_name;
 use crate::{entry, expand, hash, names};
 
 /// What a stage or tracked item inside a pipeline module gets from it.
+#[derive(Default)]
 pub struct Pipeline {
     /// Companions of the module items it names directly.
-    pub items: Vec<Path>,
+    pub items: Vec<Ident>,
     /// Names the untracked-name warning leaves alone: the module's items and the names
     /// it imports from other crates.
     pub known: BTreeSet<String>,
+    /// The companion of a tracked `impl` block, named so that the module's stages can
+    /// refer to it.
+    pub impl_companion: Option<Ident>,
+}
+
+const HIDDEN: &str = "__stage_pipeline";
+
+impl Pipeline {
+    /// The hidden attribute that carries `self` to the attribute macro below it.
+    fn attr(&self) -> Attribute {
+        let items = &self.items;
+        let known = self.known.iter().map(|k| Ident::new(k, Span::call_site()));
+        let companion = self.impl_companion.iter();
+        syn::parse_quote!(#[__stage_pipeline(items = [#(#items),*], known = [#(#known),*] #(, impl_companion = #companion)*)])
+    }
+
+    /// `item` without its hidden attribute, and what the attribute carried.
+    pub fn take(item: TokenStream) -> syn::Result<(TokenStream, Option<Pipeline>)> {
+        let mut kept = Vec::new();
+        let mut found = None;
+        let mut tokens = item.into_iter().peekable();
+        while let Some(token) = tokens.next() {
+            if let TokenTree::Punct(p) = &token
+                && p.as_char() == '#'
+                && let Some(TokenTree::Group(g)) = tokens.peek()
+                && g.delimiter() == Delimiter::Bracket
+                && matches!(g.stream().into_iter().next(), Some(TokenTree::Ident(i)) if i == HIDDEN)
+            {
+                let attr: Meta = syn::parse2(g.stream())?;
+                found = Some(Pipeline::parse(&attr.require_list()?.tokens)?);
+                tokens.next();
+                continue;
+            }
+            kept.push(token);
+        }
+        Ok((kept.into_iter().collect(), found))
+    }
+
+    fn parse(tokens: &TokenStream) -> syn::Result<Pipeline> {
+        let mut pipeline = Pipeline::default();
+        for arg in syn::parse2::<Args>(tokens.clone())?.0 {
+            let idents = || match &arg.value {
+                Value::List(paths) => paths.iter().filter_map(|p| p.get_ident().cloned()).collect(),
+                _ => Vec::new(),
+            };
+            match (arg.key.to_string().as_str(), &arg.value) {
+                ("items", _) => pipeline.items = idents(),
+                ("known", _) => pipeline.known = idents().iter().map(ToString::to_string).collect(),
+                ("impl_companion", Value::Path(p)) => pipeline.impl_companion = p.get_ident().cloned(),
+                _ => return Err(syn::Error::new_spanned(&arg.key, "unexpected in a hidden pipeline attribute")),
+            }
+        }
+        Ok(pipeline)
+    }
 }
 
 enum Role {
-    /// `#[stage(args)]`, at attribute `index`.
-    Stage { index: usize, args: TokenStream },
-    /// `#[stage::track(args)]`, at attribute `index`.
-    Track { index: usize, args: TokenStream },
+    /// `#[stage(...)]`, at attribute `index`.
+    Stage { index: usize },
+    /// `#[stage::track(...)]`, at attribute `index`.
+    Track { index: usize },
     /// Any other item the module tracks.
     Plain,
     /// `use`, `mod`, `extern`...: passed through.
@@ -103,14 +161,12 @@ fn role(item: &Item) -> Role {
     };
     for (index, attr) in attrs.iter().enumerate() {
         let segments: Vec<String> = attr.path().segments.iter().map(|s| s.ident.to_string()).collect();
-        let args = match &attr.meta {
-            Meta::Path(_) => TokenStream::new(),
-            Meta::List(list) => list.tokens.clone(),
-            Meta::NameValue(_) => continue,
-        };
+        if let Meta::NameValue(_) = &attr.meta {
+            continue;
+        }
         match segments.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-            ["stage"] | ["stage", "stage"] if matches!(item, Item::Fn(_)) => return Role::Stage { index, args },
-            ["track"] | ["stage", "track"] => return Role::Track { index, args },
+            ["stage"] | ["stage", "stage"] if matches!(item, Item::Fn(_)) => return Role::Stage { index },
+            ["track"] | ["stage", "track"] => return Role::Track { index },
             _ => {}
         }
     }
@@ -201,14 +257,11 @@ pub fn idents(tokens: TokenStream) -> BTreeSet<String> {
 }
 
 /// The companions of the nodes whose keys appear in `idents`, except the node at `skip`.
-fn named_by(idents: &BTreeSet<String>, nodes: &[Node], skip: Option<usize>) -> Vec<Path> {
+fn named_by(idents: &BTreeSet<String>, nodes: &[Node], skip: Option<usize>) -> Vec<Ident> {
     nodes
         .iter()
         .filter(|n| Some(n.at) != skip && n.keys.iter().any(|k| idents.contains(k)))
-        .map(|n| {
-            let ident = &n.companion;
-            syn::parse_quote!(#ident)
-        })
+        .map(|n| n.companion.clone())
         .collect()
 }
 
@@ -268,7 +321,8 @@ fn imported(tree: &syn::UseTree, root: bool, known: &mut BTreeSet<String>) {
     }
 }
 
-fn without_attr(item: &Item, index: usize) -> TokenStream {
+/// `item` with `pipeline`'s hidden attribute right below its attribute at `index`.
+fn with_hidden(item: &Item, index: usize, pipeline: &Pipeline) -> TokenStream {
     let mut item = item.clone();
     let attrs = match &mut item {
         Item::Fn(f) => &mut f.attrs,
@@ -282,7 +336,7 @@ fn without_attr(item: &Item, index: usize) -> TokenStream {
         Item::Impl(i) => &mut i.attrs,
         _ => return item.to_token_stream(),
     };
-    attrs.remove(index);
+    attrs.insert(index + 1, pipeline.attr());
     item.to_token_stream()
 }
 
@@ -299,14 +353,12 @@ fn expand_item(
         Pipeline {
             items: named_by(&idents, nodes, skip),
             known: known.clone(),
+            impl_companion: matches!(item, Item::Impl(_)).then(|| names::module_impl(at)),
         }
     };
     match role {
-        Role::Stage { index, args } => entry::stage_in(args.clone(), without_attr(item, *index), Some(&context(None))),
-        Role::Track { index, args } => {
-            let companion = matches!(item, Item::Impl(_)).then(|| names::module_impl(at));
-            entry::track_in(args.clone(), without_attr(item, *index), Some(&context(Some(at))), companion.as_ref())
-        }
+        Role::Stage { index } => with_hidden(item, *index, &context(None)),
+        Role::Track { index } => with_hidden(item, *index, &context(Some(at))),
         Role::Plain => {
             let Some(node) = nodes.iter().find(|n| n.at == at) else {
                 return item.to_token_stream();

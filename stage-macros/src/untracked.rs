@@ -147,7 +147,8 @@ impl<'a> Visit<'a> for Finder<'_> {
     fn visit_expr_path(&mut self, e: &'a syn::ExprPath) {
         let path = &e.path;
         let first = path.segments.first().map(|s| s.ident.to_string());
-        let local_root = matches!(first.as_deref(), Some("crate" | "self" | "super"));
+        let local_root = path.segments.len() > 1
+            && matches!(first.as_deref(), Some("crate" | "self" | "super"));
         if e.qself.is_none() && path.leading_colon.is_none() && local_root {
             self.report(path);
         } else if e.qself.is_none()
@@ -235,6 +236,7 @@ mod tests {
     #[test]
     fn library_code_methods_and_constructors_are_not_reported() {
         let item = "fn f(x: f64) -> Option<f64> {
+            let _ = self;
             let y = std::f64::consts::PI * f64::EPSILON + u32::MAX as f64;
             let v = Vec::<f64>::new();
             let s = ::std::string::String::new();

@@ -15,7 +15,8 @@ pub struct StageInfo {
     pub code_hash: Digest,
     /// The `version = "..."` salt.
     pub version: Option<&'static str>,
-    /// Tracked helpers listed in `uses = [...]`.
+    /// Tracked items listed in `uses = [...]`, then the items of its pipeline module it
+    /// names.
     pub uses: &'static [fn() -> &'static TrackInfo],
     /// Ancestors bound by the attribute, in attribute order.
     pub ancestors: &'static [AncestorInfo],
@@ -38,6 +39,14 @@ impl StageInfo {
     #[must_use]
     pub fn path(&self) -> String {
         format!("{}::{}", self.module_path, self.name)
+    }
+
+    /// Every tracked item whose code is part of the stage's key: those of `uses`, the
+    /// items of its `#[stage::pipeline]` module it names, what they name in turn, and the
+    /// tracked impls of each type among them; sorted by path.
+    #[must_use]
+    pub fn tracked(&self) -> Vec<&'static TrackInfo> {
+        tracked_closure(self.uses)
     }
 }
 
