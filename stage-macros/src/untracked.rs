@@ -9,8 +9,11 @@
 //! or a library import of the enclosing `#[stage::pipeline]` module).
 //!
 //! Stable Rust has no warning API for procedural macros: the warning is a use, at the
-//! name's span, of a `#[deprecated]` constant whose note is the message. It is a plain
-//! `deprecated` lint, so it follows the crate's lint levels like any other warning.
+//! name's span, of a `#[deprecated]` constant whose note is the message (what the
+//! `proc-macro-warning` crate generates too; a dozen lines do not need a dependency). The
+//! detection works on names, without name resolution, so it can be wrong: the generated
+//! item carries `#[warn(warnings)]`, which keeps `-D warnings` from turning it into an
+//! error, while `#![deny(deprecated)]` or `-D deprecated` still does, for those who want it.
 
 use std::collections::BTreeSet;
 
@@ -190,6 +193,7 @@ pub fn warnings(found: &[Untracked], who: &str, in_pipeline: bool) -> TokenStrea
         );
         let used = quote_spanned!(*span=> untracked);
         quote! {
+            #[warn(warnings)]
             const _: () = {
                 #[deprecated(note = #note)]
                 #[allow(non_upper_case_globals)]
