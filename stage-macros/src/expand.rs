@@ -249,12 +249,20 @@ pub fn track(
     let uses = uses(&track.uses, module_items);
     match &track.tracked {
         Tracked::Named { ident, vis, .. } => {
-            let companion = companion(vis, &names::companion(ident), &ident.to_string(), hash, &uses);
+            let companion = companion(
+                vis,
+                &names::companion(ident),
+                &ident.to_string(),
+                hash,
+                &uses,
+            );
             quote!(#item #companion)
         }
         Tracked::Impl { of, name } => {
             let inherited = syn::Visibility::Inherited;
-            let ident = impl_companion.cloned().unwrap_or_else(|| Ident::new("__stage_impl", Span::call_site()));
+            let ident = impl_companion
+                .cloned()
+                .unwrap_or_else(|| Ident::new("__stage_impl", Span::call_site()));
             let companion = companion(&inherited, &ident, name, hash, &uses);
             let registered = quote_spanned! {of.span()=>
                 ::stage::__private::inventory::submit! {

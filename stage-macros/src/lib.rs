@@ -9,6 +9,8 @@ mod hash;
 mod model;
 mod names;
 mod pipeline;
+#[cfg(test)]
+mod snapshots;
 mod untracked;
 
 use proc_macro::TokenStream;
@@ -40,7 +42,7 @@ pub fn track(attr: TokenStream, item: TokenStream) -> TokenStream {
     reason = "mirrors the proc-macro entry point"
 )]
 pub fn pipeline(attr: TokenStream, item: TokenStream) -> TokenStream {
-    pipeline::pipeline(attr.into(), item.into()).into()
+    pipeline::pipeline(&attr.into(), &item.into()).into()
 }
 
 mod entry {
@@ -58,8 +60,9 @@ mod entry {
     /// `#[stage]`, inside a `#[stage::pipeline]` module when the item carries its hidden
     /// attribute.
     pub fn stage(attr: TokenStream, item: TokenStream) -> TokenStream {
-        let (item, pipeline) = match Pipeline::take(item.clone()) {
-            Ok(taken) => taken,
+        let (item, pipeline) = Pipeline::take(item);
+        let pipeline = match pipeline {
+            Ok(pipeline) => pipeline,
             Err(error) => return with_error(&item, &error),
         };
         let pipeline = pipeline.as_ref();
@@ -85,8 +88,9 @@ mod entry {
     /// `#[stage::track]`, inside a `#[stage::pipeline]` module when the item carries its
     /// hidden attribute.
     pub fn track(attr: TokenStream, item: TokenStream) -> TokenStream {
-        let (item, pipeline) = match Pipeline::take(item.clone()) {
-            Ok(taken) => taken,
+        let (item, pipeline) = Pipeline::take(item);
+        let pipeline = match pipeline {
+            Ok(pipeline) => pipeline,
             Err(error) => return with_error(&item, &error),
         };
         let pipeline = pipeline.as_ref();
@@ -101,7 +105,8 @@ mod entry {
                 };
                 let mut silenced = track.uses.clone();
                 silenced.extend(track.untracked.iter().cloned());
-                let warnings = helper_warnings(&track.item, &name, &silenced, pipeline.map(|p| &p.known));
+                let warnings =
+                    helper_warnings(&track.item, &name, &silenced, pipeline.map(|p| &p.known));
                 let items = pipeline.map_or(&[][..], |p| &p.items[..]);
                 let impl_companion = pipeline.and_then(|p| p.impl_companion.as_ref());
                 let expanded = expand::track(&track, hash, items, impl_companion);
@@ -124,7 +129,11 @@ mod entry {
         untracked::warnings(&found, &who, known.is_some())
     }
 
-    fn covered(uses: &[Path], untracked: &[Path], known: Option<&BTreeSet<String>>) -> BTreeSet<String> {
+    fn covered(
+        uses: &[Path],
+        untracked: &[Path],
+        known: Option<&BTreeSet<String>>,
+    ) -> BTreeSet<String> {
         let mut covered: BTreeSet<String> = uses
             .iter()
             .chain(untracked)

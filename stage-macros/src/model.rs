@@ -382,8 +382,7 @@ pub struct Track {
     pub untracked: Vec<Path>,
 }
 
-const TRACKABLE: &str =
-    "it takes a `fn`, `const`, `static`, `struct`, `enum`, `union`, `type`, `trait` or `impl` block";
+const TRACKABLE: &str = "it takes a `fn`, `const`, `static`, `struct`, `enum`, `union`, `type`, `trait` or `impl` block";
 
 /// Checks a `#[stage::track]` and builds its model.
 pub fn track(args: Args, item: Item) -> syn::Result<Track> {
@@ -429,7 +428,10 @@ fn tracked(item: &Item, errors: &mut Errors) -> Option<Tracked> {
     match item {
         Item::Fn(f) => named(&f.sig.ident, &f.vis),
         Item::Const(c) if c.ident == "_" => {
-            errors.push(&c.ident, "cannot track an unnamed `const _`: give it a name");
+            errors.push(
+                &c.ident,
+                "cannot track an unnamed `const _`: give it a name",
+            );
             None
         }
         Item::Const(c) => named(&c.ident, &c.vis),
@@ -447,10 +449,15 @@ fn tracked(item: &Item, errors: &mut Errors) -> Option<Tracked> {
                 Item::Use(_) => "a `use` declaration",
                 Item::ForeignMod(_) => "an `extern` block",
                 Item::ExternCrate(_) => "an `extern crate`",
-                Item::Mod(_) => "a module (a `#[stage::pipeline]` module tracks the items its stages name)",
+                Item::Mod(_) => {
+                    "a module (a `#[stage::pipeline]` module tracks the items its stages name)"
+                }
                 _ => "this item",
             };
-            errors.push(other, format!("`#[stage::track]` cannot track {what}: {TRACKABLE}"));
+            errors.push(
+                other,
+                format!("`#[stage::track]` cannot track {what}: {TRACKABLE}"),
+            );
             None
         }
     }

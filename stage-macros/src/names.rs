@@ -13,12 +13,14 @@ use syn::{Ident, Path};
 
 /// `UpperCamelCase`: starts with a capital and has a lowercase letter (`Grid`, not `GRID`).
 pub fn is_camel(name: &str) -> bool {
-    name.starts_with(|c: char| c.is_ascii_uppercase()) && name.contains(|c: char| c.is_ascii_lowercase())
+    name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name.contains(|c: char| c.is_ascii_lowercase())
 }
 
 /// `SCREAMING_CASE`: a capital letter and no lowercase one (`BUCKETS`, `MAX_2`, `N`).
 pub fn is_screaming(name: &str) -> bool {
-    name.starts_with(|c: char| c.is_ascii_uppercase()) && !name.contains(|c: char| c.is_ascii_lowercase())
+    name.starts_with(|c: char| c.is_ascii_uppercase())
+        && !name.contains(|c: char| c.is_ascii_lowercase())
 }
 
 /// The companion type of the tracked item named `ident`.
@@ -42,7 +44,11 @@ pub fn companion_path(path: &Path) -> Path {
 
 /// The companion a `#[stage::pipeline]` module gives its item `name` (for its stages only).
 pub fn module_item(name: &str) -> Ident {
-    format_ident!("__stage_item_{}", name.trim_start_matches("r#"), span = Span::call_site())
+    format_ident!(
+        "__stage_item_{}",
+        name.trim_start_matches("r#"),
+        span = Span::call_site()
+    )
 }
 
 /// The companion a `#[stage::pipeline]` module gives its `index`-th `impl` block.
@@ -70,6 +76,9 @@ mod tests {
             quote::quote!(#companion).to_string().replace(' ', "")
         };
         assert_eq!(text("crate::config::BUCKETS"), "crate::config::BUCKETS");
-        assert_eq!(text("crate::model::Grid"), "crate::model::__stage_tracked_Grid");
+        assert_eq!(
+            text("crate::model::Grid"),
+            "crate::model::__stage_tracked_Grid"
+        );
     }
 }

@@ -46,9 +46,9 @@ impl Pipeline {
     }
 
     /// `item` without its hidden attribute, and what the attribute carried.
-    pub fn take(item: TokenStream) -> syn::Result<(TokenStream, Option<Pipeline>)> {
+    pub fn take(item: TokenStream) -> (TokenStream, syn::Result<Option<Pipeline>>) {
         let mut kept = Vec::new();
-        let mut found = None;
+        let mut found = Ok(None);
         let mut tokens = item.into_iter().peekable();
         while let Some(token) = tokens.next() {
             if let TokenTree::Punct(p) = &token
@@ -57,28 +57,39 @@ impl Pipeline {
                 && g.delimiter() == Delimiter::Bracket
                 && matches!(g.stream().into_iter().next(), Some(TokenTree::Ident(i)) if i == HIDDEN)
             {
-                let attr: Meta = syn::parse2(g.stream())?;
-                found = Some(Pipeline::parse(&attr.require_list()?.tokens)?);
+                found = syn::parse2::<Meta>(g.stream())
+                    .and_then(|attr| Pipeline::parse(&attr.require_list()?.tokens))
+                    .map(Some);
                 tokens.next();
                 continue;
             }
             kept.push(token);
         }
-        Ok((kept.into_iter().collect(), found))
+        (kept.into_iter().collect(), found)
     }
 
     fn parse(tokens: &TokenStream) -> syn::Result<Pipeline> {
         let mut pipeline = Pipeline::default();
         for arg in syn::parse2::<Args>(tokens.clone())?.0 {
             let idents = || match &arg.value {
-                Value::List(paths) => paths.iter().filter_map(|p| p.get_ident().cloned()).collect(),
+                Value::List(paths) => paths
+                    .iter()
+                    .filter_map(|p| p.get_ident().cloned())
+                    .collect(),
                 _ => Vec::new(),
             };
             match (arg.key.to_string().as_str(), &arg.value) {
                 ("items", _) => pipeline.items = idents(),
                 ("known", _) => pipeline.known = idents().iter().map(ToString::to_string).collect(),
-                ("impl_companion", Value::Path(p)) => pipeline.impl_companion = p.get_ident().cloned(),
-                _ => return Err(syn::Error::new_spanned(&arg.key, "unexpected in a hidden pipeline attribute")),
+                ("impl_companion", Value::Path(p)) => {
+                    pipeline.impl_companion = p.get_ident().cloned();
+                }
+                _ => {
+                    return Err(syn::Error::new_spanned(
+                        &arg.key,
+                        "unexpected in a hidden pipeline attribute",
+                    ));
+                }
             }
         }
         Ok(pipeline)
@@ -108,33 +119,40 @@ struct Node {
 }
 
 /// Expands `#[stage::pipeline]` on `item`.
-pub fn pipeline(attr: TokenStream, item: TokenStream) -> TokenStream {
+pub fn pipeline(attr: &TokenStream, item: &TokenStream) -> TokenStream {
     if let Some(first) = attr.clone().into_iter().next() {
         let error = syn::Error::new_spanned(first, "`#[stage::pipeline]` takes no arguments");
-        return entry::with_error(&item, &error);
+        return entry::with_error(item, &error);
     }
-    let mut module = match syn::parse2::<ItemMod>(item.clone()) {
-        Ok(module) => module,
-        Err(_) => {
-            let error = syn::Error::new_spanned(&item, "`#[stage::pipeline]` goes on a module: `mod steps { ... }`");
-            return entry::with_error(&item, &error);
-        }
+    let Ok(mut module) = syn::parse2::<ItemMod>(item.clone()) else {
+        let error = syn::Error::new_spanned(
+            item,
+            "`#[stage::pipeline]` goes on a module: `mod steps { ... }`",
+        );
+        return entry::with_error(item, &error);
     };
     let Some((_, items)) = module.content.take() else {
         let error = syn::Error::new_spanned(
             &module,
-            format!("`#[stage::pipeline]` needs an inline module, `mod {} {{ ... }}`: it reads the module's items, and `mod {0};` keeps them in another file", module.ident),
+            format!(
+                "`#[stage::pipeline]` needs an inline module, `mod {} {{ ... }}`: it reads the module's items, and `mod {0};` keeps them in another file",
+                module.ident
+            ),
         );
-        return entry::with_error(&item, &error);
+        return entry::with_error(item, &error);
     };
     let roles: Vec<Role> = items.iter().map(role).collect();
     let nodes = nodes(&items, &roles);
     let known = known(&items);
     let reached = reached(&items, &roles, &nodes);
-    let expanded = items.iter().zip(&roles).enumerate().map(|(at, (item, role))| {
-        let warn = reached.contains(&at);
-        expand_item(at, item, role, &nodes, &known, warn)
-    });
+    let expanded = items
+        .iter()
+        .zip(&roles)
+        .enumerate()
+        .map(|(at, (item, role))| {
+            let warn = reached.contains(&at);
+            expand_item(at, item, role, &nodes, &known, warn)
+        });
     let attrs = &module.attrs;
     let (vis, unsafety, ident) = (&module.vis, &module.unsafety, &module.ident);
     quote! {
@@ -160,12 +178,19 @@ fn role(item: &Item) -> Role {
         _ => return Role::Other,
     };
     for (index, attr) in attrs.iter().enumerate() {
-        let segments: Vec<String> = attr.path().segments.iter().map(|s| s.ident.to_string()).collect();
+        let segments: Vec<String> = attr
+            .path()
+            .segments
+            .iter()
+            .map(|s| s.ident.to_string())
+            .collect();
         if let Meta::NameValue(_) = &attr.meta {
             continue;
         }
         match segments.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-            ["stage"] | ["stage", "stage"] if matches!(item, Item::Fn(_)) => return Role::Stage { index },
+            ["stage"] | ["stage", "stage"] if matches!(item, Item::Fn(_)) => {
+                return Role::Stage { index };
+            }
             ["track"] | ["stage", "track"] => return Role::Track { index },
             _ => {}
         }
@@ -190,7 +215,10 @@ fn item_name(item: &Item) -> Option<&Ident> {
 }
 
 fn is_type(item: &Item) -> bool {
-    matches!(item, Item::Struct(_) | Item::Enum(_) | Item::Union(_) | Item::Type(_) | Item::Trait(_))
+    matches!(
+        item,
+        Item::Struct(_) | Item::Enum(_) | Item::Union(_) | Item::Type(_) | Item::Trait(_)
+    )
 }
 
 fn nodes(items: &[Item], roles: &[Role]) -> Vec<Node> {
@@ -218,7 +246,9 @@ fn nodes(items: &[Item], roles: &[Role]) -> Vec<Node> {
             }));
             (keys, names::module_impl(at))
         } else {
-            let Some(ident) = item_name(item) else { continue };
+            let Some(ident) = item_name(item) else {
+                continue;
+            };
             let name = ident.to_string();
             let explicit = matches!(role, Role::Track { .. });
             let companion = if explicit || (is_type(item) && names::is_camel(&name)) {
@@ -289,7 +319,11 @@ fn reached(items: &[Item], roles: &[Role], nodes: &[Node]) -> BTreeSet<usize> {
 /// Names the warning leaves alone: every item of the module, and what it imports from
 /// outside the crate (`use std::f64::consts::PI`).
 fn known(items: &[Item]) -> BTreeSet<String> {
-    let mut known: BTreeSet<String> = items.iter().filter_map(item_name).map(ToString::to_string).collect();
+    let mut known: BTreeSet<String> = items
+        .iter()
+        .filter_map(item_name)
+        .map(ToString::to_string)
+        .collect();
     for item in items {
         match item {
             Item::Use(u) => imported(&u.tree, true, &mut known),
@@ -367,7 +401,9 @@ fn expand_item(
             let hash = hash::code_hash(&TokenStream::new(), &tokens);
             let name = match item {
                 Item::Impl(i) => impl_name(i),
-                other => item_name(other).map(ToString::to_string).unwrap_or_default(),
+                other => item_name(other)
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
             };
             let vis = match item {
                 Item::Struct(s) if node.companion != names::module_item(&name) => s.vis.clone(),

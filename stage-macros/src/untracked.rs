@@ -38,7 +38,10 @@ pub struct Untracked {
 
 /// The untracked names `node` uses, each once, in order of appearance. `covered` are the
 /// names (single identifiers) that are tracked or silenced.
-pub fn find<'a>(node: impl FnOnce(&mut dyn Visit<'a>) + Copy, covered: &BTreeSet<String>) -> Vec<Untracked> {
+pub fn find<'a>(
+    node: impl FnOnce(&mut dyn Visit<'a>) + Copy,
+    covered: &BTreeSet<String>,
+) -> Vec<Untracked> {
     let mut bound = Bindings::default();
     node(&mut bound);
     let mut finder = Finder {
@@ -90,13 +93,23 @@ struct Finder<'c> {
 impl Finder<'_> {
     fn report(&mut self, path: &Path) {
         let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
-        if segments.iter().any(|s| self.covered.contains(s) || s.starts_with("__stage_")) {
+        if segments
+            .iter()
+            .any(|s| self.covered.contains(s) || s.starts_with("__stage_"))
+        {
             return;
         }
         let name = segments.join("::");
-        let name = if path.leading_colon.is_some() { format!("::{name}") } else { name };
+        let name = if path.leading_colon.is_some() {
+            format!("::{name}")
+        } else {
+            name
+        };
         if !self.found.iter().any(|f| f.name == name) {
-            let span = path.segments.first().map_or_else(Span::call_site, |s| s.ident.span());
+            let span = path
+                .segments
+                .first()
+                .map_or_else(Span::call_site, |s| s.ident.span());
             self.found.push(Untracked { name, span });
         }
     }
@@ -114,7 +127,11 @@ impl Finder<'_> {
             return;
         };
         for arg in &args {
-            if let Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) = arg {
+            if let Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(s),
+                ..
+            }) = arg
+            {
                 for name in captured(&s.value()) {
                     let ident = Ident::new(&name, s.span());
                     self.visit_expr_path(&syn::parse_quote!(#ident));
@@ -135,7 +152,7 @@ fn captured(format: &str) -> Vec<String> {
             rest = after;
             continue;
         }
-        let end = rest.find(|c: char| c == '}' || c == ':').unwrap_or(rest.len());
+        let end = rest.find(['}', ':']).unwrap_or(rest.len());
         let name = &rest[..end];
         if name.starts_with(|c: char| c.is_alphabetic() || c == '_')
             && name.chars().all(|c| c.is_alphanumeric() || c == '_')
@@ -150,24 +167,27 @@ impl<'a> Visit<'a> for Finder<'_> {
     fn visit_expr_path(&mut self, e: &'a syn::ExprPath) {
         let path = &e.path;
         let first = path.segments.first().map(|s| s.ident.to_string());
-        let local_root = path.segments.len() > 1
-            && matches!(first.as_deref(), Some("crate" | "self" | "super"));
-        if e.qself.is_none() && path.leading_colon.is_none() && local_root {
-            self.report(path);
-        } else if e.qself.is_none()
-            && self.single_unbound(path).is_some_and(|i| is_screaming(&i.to_string()))
-        {
+        let local_root =
+            path.segments.len() > 1 && matches!(first.as_deref(), Some("crate" | "self" | "super"));
+        let screaming = self
+            .single_unbound(path)
+            .is_some_and(|i| is_screaming(&i.to_string()));
+        if e.qself.is_none() && ((path.leading_colon.is_none() && local_root) || screaming) {
             self.report(path);
         }
         visit::visit_expr_path(self, e);
     }
 
     fn visit_expr_call(&mut self, e: &'a syn::ExprCall) {
-        if let Expr::Path(syn::ExprPath { qself: None, path, .. }) = &*e.func
+        if let Expr::Path(syn::ExprPath {
+            qself: None, path, ..
+        }) = &*e.func
             && let Some(ident) = self.single_unbound(path)
         {
             let name = ident.to_string();
-            if name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_') && !PRELUDE.contains(&name.as_str()) {
+            if name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && !PRELUDE.contains(&name.as_str())
+            {
                 self.report(path);
             }
         }
@@ -212,7 +232,10 @@ mod tests {
     fn found(item: &str, covered: &[&str]) -> Vec<String> {
         let item: syn::Item = syn::parse_str(item).unwrap();
         let covered = covered.iter().map(|s| (*s).to_owned()).collect();
-        find(|v| v.visit_item(&item), &covered).into_iter().map(|u| u.name).collect()
+        find(|v| v.visit_item(&item), &covered)
+            .into_iter()
+            .map(|u| u.name)
+            .collect()
     }
 
     #[test]
@@ -223,7 +246,12 @@ mod tests {
         }";
         assert_eq!(
             found(item, &[]),
-            ["crate::config::LIMIT", "self::OFFSET", "BUCKETS", "super::extra"]
+            [
+                "crate::config::LIMIT",
+                "self::OFFSET",
+                "BUCKETS",
+                "super::extra"
+            ]
         );
     }
 
@@ -253,10 +281,7 @@ mod tests {
     #[test]
     fn covered_names_are_not_reported() {
         let item = "fn f() -> f64 { helper(BUCKETS[0]) + crate::config::LIMIT + crate::model::Grid::new().w }";
-        assert_eq!(
-            found(item, &["BUCKETS", "LIMIT", "Grid"]),
-            ["helper"]
-        );
+        assert_eq!(found(item, &["BUCKETS", "LIMIT", "Grid"]), ["helper"]);
         assert!(found(item, &["BUCKETS", "LIMIT", "Grid", "helper"]).is_empty());
     }
 

@@ -106,12 +106,13 @@ inventory::collect!(TrackedImpl);
 /// Every item reachable from `uses` (with the tracked impls of each type reached), each
 /// once, sorted by path.
 pub(crate) fn tracked_closure(uses: &[fn() -> &'static TrackInfo]) -> Vec<&'static TrackInfo> {
-    closure_with(uses, inventory::iter::<TrackedImpl>.into_iter())
+    let impls: Vec<&TrackedImpl> = inventory::iter::<TrackedImpl>.into_iter().collect();
+    closure_with(uses, &impls)
 }
 
-fn closure_with<'a>(
+fn closure_with(
     uses: &[fn() -> &'static TrackInfo],
-    impls: impl Iterator<Item = &'a TrackedImpl> + Clone,
+    impls: &[&TrackedImpl],
 ) -> Vec<&'static TrackInfo> {
     // The same item can reach us through different addresses (a `const` is inlined where
     // it is used): its path and code hash identify it.
@@ -128,12 +129,16 @@ fn closure_with<'a>(
         todo.extend(info.uses.iter().map(|f| f()));
         todo.extend(
             impls
-                .clone()
+                .iter()
                 .filter(|i| same((i.of)(), info))
                 .map(|i| (i.info)()),
         );
     }
-    seen.sort_by(|a, b| a.path().cmp(&b.path()).then(a.code_hash.0.cmp(&b.code_hash.0)));
+    seen.sort_by(|a, b| {
+        a.path()
+            .cmp(&b.path())
+            .then(a.code_hash.0.cmp(&b.code_hash.0))
+    });
     seen
 }
 
@@ -195,9 +200,12 @@ mod tests {
             info: grid_impl,
         }];
         assert_eq!(
-            paths(&closure_with(&[grid], impls.iter())),
+            paths(&closure_with(&[grid], &impls.iter().collect::<Vec<_>>())),
             ["m::Grid", "m::a", "m::b", "m::impl Grid { width }"]
         );
-        assert_eq!(paths(&closure_with(&[b], impls.iter())), ["m::a", "m::b"]);
+        assert_eq!(
+            paths(&closure_with(&[b], &impls.iter().collect::<Vec<_>>())),
+            ["m::a", "m::b"]
+        );
     }
 }
