@@ -425,3 +425,115 @@ fn expand_item(
         Role::Other => item.to_token_stream(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(src: &str) -> (Vec<Item>, Vec<Role>, Vec<Node>) {
+        let module: ItemMod = syn::parse_str(src).unwrap();
+        let items = module.content.unwrap().1;
+        let roles: Vec<Role> = items.iter().map(role).collect();
+        let nodes = nodes(&items, &roles);
+        (items, roles, nodes)
+    }
+
+    fn position(items: &[Item], name: &str) -> usize {
+        items
+            .iter()
+            .position(|i| item_name(i).is_some_and(|n| n == name))
+            .unwrap()
+    }
+
+    fn named(items: &[Item], nodes: &[Node], name: &str) -> Vec<String> {
+        let at = position(items, name);
+        let idents = idents(items[at].to_token_stream());
+        named_by(&idents, nodes, Some(at))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    const STEPS: &str = "mod steps {
+        use std::f64::consts::PI;
+        use std::cmp::{max, min as minimum};
+        use crate::util::helper;
+        use super::*;
+        const EDGES: [f64; 2] = [1.0, PI];
+        const UNUSED: u8 = 0;
+        fn bin(x: f64) -> usize { EDGES.iter().filter(|e| x >= **e).count() }
+        pub struct Hist { bins: Vec<usize> }
+        impl Hist { fn total(&self) -> usize { self.bins.iter().sum() } }
+        #[stage(cache = bincode)]
+        pub fn binned(xs: Vec<f64>) -> Vec<usize> { xs.iter().map(|&x| bin(x)).collect() }
+        #[stage::stage(b = binned(xs))]
+        pub fn total(b: &Vec<usize>, xs: Vec<f64>) -> usize { Hist { bins: b.clone() }.total() }
+    }";
+
+    #[test]
+    fn each_item_names_the_items_of_the_module_it_mentions() {
+        let (items, _, nodes) = module(STEPS);
+        assert_eq!(named(&items, &nodes, "binned"), ["__stage_item_bin"]);
+        assert_eq!(named(&items, &nodes, "bin"), ["__stage_item_EDGES"]);
+        assert!(named(&items, &nodes, "EDGES").is_empty());
+        // a stage that names a type brings the type's impls
+        assert_eq!(
+            named(&items, &nodes, "total"),
+            ["__stage_tracked_Hist", "__stage_impl_8"]
+        );
+    }
+
+    #[test]
+    fn stages_are_not_nodes_and_reach_items_transitively() {
+        let (items, roles, nodes) = module(STEPS);
+        assert!(matches!(
+            roles[position(&items, "binned")],
+            Role::Stage { .. }
+        ));
+        assert!(matches!(
+            roles[position(&items, "total")],
+            Role::Stage { .. }
+        ));
+        let reached: Vec<String> = reached(&items, &roles, &nodes)
+            .into_iter()
+            .map(|at| item_name(&items[at]).map_or_else(|| "impl".to_owned(), ToString::to_string))
+            .collect();
+        assert_eq!(reached, ["EDGES", "bin", "Hist", "impl"]);
+    }
+
+    #[test]
+    fn known_names_are_the_module_items_and_library_imports() {
+        let (items, _, _) = module(STEPS);
+        let known = known(&items);
+        for name in [
+            "PI", "max", "minimum", "EDGES", "UNUSED", "bin", "Hist", "binned",
+        ] {
+            assert!(known.contains(name), "{name}");
+        }
+        for name in ["helper", "min", "util", "crate", "super"] {
+            assert!(!known.contains(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_hidden_attribute_carries_its_data_and_comes_off() {
+        let (items, _, _) = module(STEPS);
+        let at = position(&items, "binned");
+        let pipeline = Pipeline {
+            items: vec![names::module_item("bin")],
+            known: ["EDGES".to_owned(), "bin".to_owned()].into(),
+            impl_companion: None,
+        };
+        let Item::Fn(mut func) = items[at].clone() else {
+            unreachable!()
+        };
+        func.attrs.remove(0);
+        let plain = func.to_token_stream().to_string();
+        func.attrs.insert(0, pipeline.attr());
+        let (tokens, taken) = Pipeline::take(func.to_token_stream());
+        assert_eq!(tokens.to_string(), plain);
+        let taken = taken.unwrap().unwrap();
+        assert_eq!(taken.items, pipeline.items);
+        assert_eq!(taken.known, pipeline.known);
+    }
+}
