@@ -253,6 +253,9 @@ fn nodes(items: &[Item], roles: &[Role]) -> Vec<Node> {
             let explicit = matches!(role, Role::Track { .. });
             let companion = if explicit || (is_type(item) && names::is_camel(&name)) {
                 names::companion(ident)
+            } else if let Item::Macro(_) = item {
+                // a macro may share its name with a function
+                names::module_item(&format!("macro_{name}"))
             } else {
                 names::module_item(&name)
             };
@@ -405,12 +408,14 @@ fn expand_item(
                     .map(ToString::to_string)
                     .unwrap_or_default(),
             };
+            // A type's companion follows the naming rule (its tracked impls register
+            // against it), so it is as visible as the type.
             let vis = match item {
-                Item::Struct(s) if node.companion != names::module_item(&name) => s.vis.clone(),
-                Item::Enum(e) if node.companion != names::module_item(&name) => e.vis.clone(),
-                Item::Union(u) if node.companion != names::module_item(&name) => u.vis.clone(),
-                Item::Type(t) if node.companion != names::module_item(&name) => t.vis.clone(),
-                Item::Trait(t) if node.companion != names::module_item(&name) => t.vis.clone(),
+                Item::Struct(s) => s.vis.clone(),
+                Item::Enum(e) => e.vis.clone(),
+                Item::Union(u) => u.vis.clone(),
+                Item::Type(t) => t.vis.clone(),
+                Item::Trait(t) => t.vis.clone(),
                 _ => Visibility::Inherited,
             };
             let uses = expand::uses(&[], &context(Some(at)).items);
