@@ -111,6 +111,17 @@ mod steps {
         1
     }
 
+    macro_rules! twice {
+        ($x:expr) => {
+            $x * 2
+        };
+    }
+
+    #[stage]
+    pub fn doubled(x: u32) -> u32 {
+        twice!(x)
+    }
+
     const FACTOR: f64 = 2.5;
 
     /// Named by no stage: not in any key.
@@ -182,6 +193,7 @@ fn a_pipeline_stage_is_keyed_by_the_module_items_it_names() {
         ["steps::Hist", "steps::UNUSED", "steps::impl Hist { total }"]
     );
     assert!(tracked("alone").is_empty());
+    assert_eq!(tracked("doubled"), ["steps::twice"]);
     assert!(!tracked("binned").contains(&"steps::UNUSED".to_owned()));
     let (out, log) = in_cache(|| stage::observe(|| steps::total(vec![0.0, 2.0, 7.0])));
     assert_eq!(out.unwrap(), 3);
