@@ -32,6 +32,7 @@ fn stg_read_format_raw(some_raw_file: &Path) -> Result<RecordBatch, BoxError> {
 }
 
 /// Appends a constant Int64 column.
+#[stage::track]
 fn with_column(batch: &RecordBatch, name: &str, value: i64) -> Result<RecordBatch, BoxError> {
     let mut fields = batch.schema().fields().to_vec();
     fields.push(Arc::new(Field::new(name, DataType::Int64, false)));
@@ -43,12 +44,12 @@ fn with_column(batch: &RecordBatch, name: &str, value: i64) -> Result<RecordBatc
     )?)
 }
 
-#[stage(basic_raw = stg_read_format_raw, cache = parquet)]
+#[stage(basic_raw = stg_read_format_raw, cache = parquet, uses = [with_column])]
 fn stg_format_more(basic_raw: &RecordBatch) -> Result<RecordBatch, BoxError> {
     with_column(basic_raw, "new_analysis_column", 3)
 }
 
-#[stage(formatted_src = stg_format_more)]
+#[stage(formatted_src = stg_format_more, uses = [with_column])]
 fn stg_final_process(formatted_src: &RecordBatch) -> Result<RecordBatch, BoxError> {
     with_column(formatted_src, "wizard", 5)
 }

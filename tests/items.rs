@@ -30,7 +30,7 @@ fn run<R>(config: &Config, f: impl FnOnce() -> R) -> (R, RunLog, Vec<String>) {
 
 // ---- one call per file below a folder
 
-#[stage(photo = each("photos"), cache = bincode)]
+#[stage(photo = each("photos"), cache = bincode, untracked = [ran])]
 fn thumbnail(photo: &Path) -> std::io::Result<String> {
     let text = fs::read_to_string(photo)?;
     ran(format!(
@@ -40,7 +40,7 @@ fn thumbnail(photo: &Path) -> std::io::Result<String> {
     Ok(text.to_uppercase())
 }
 
-#[stage(all = thumbnail, cache = bincode)]
+#[stage(all = thumbnail, cache = bincode, untracked = [ran])]
 fn collage(all: &Items<String>) -> Result<String, stage::Error> {
     ran("collage");
     let mut parts = Vec::new();
@@ -148,19 +148,19 @@ fn names(raw: &Path) -> std::io::Result<Vec<String>> {
         .collect())
 }
 
-#[stage(who = each(names), cache = bincode)]
+#[stage(who = each(names), cache = bincode, untracked = [ran])]
 fn greet(who: &String) -> String {
     ran(format!("greet {who}"));
     format!("hello {who}")
 }
 
-#[stage(g = each(greet), cache = bincode)]
+#[stage(g = each(greet), cache = bincode, untracked = [ran])]
 fn shout(g: &String) -> String {
     ran(format!("shout {g}"));
     g.to_uppercase()
 }
 
-#[stage(all = shout, cache = bincode)]
+#[stage(all = shout, cache = bincode, untracked = [ran])]
 fn letter(all: &Items<String>) -> Result<String, stage::Error> {
     ran("letter");
     Ok(all.to_vec()?.join("; "))
@@ -245,13 +245,13 @@ fn numbers(raw: &Path) -> std::io::Result<Vec<u32>> {
         .collect())
 }
 
-#[stage(n = each(numbers), cache = bincode)]
+#[stage(n = each(numbers), cache = bincode, untracked = [ran])]
 fn halve(n: &u32) -> u32 {
     ran(format!("halve {n}"));
     n / 2
 }
 
-#[stage(h = each(halve), cache = bincode)]
+#[stage(h = each(halve), cache = bincode, untracked = [ran])]
 fn label(h: &u32) -> String {
     ran(format!("label {h}"));
     format!("<{h}>")
@@ -272,7 +272,7 @@ fn a_chained_map_recomputes_exactly_the_changed_element_downstream() {
 
 // ---- a failing element keeps the others
 
-#[stage(x = each(numbers), cache = bincode)]
+#[stage(x = each(numbers), cache = bincode, untracked = [ran, FAIL])]
 fn fragile(x: &u32) -> Result<u32, String> {
     ran(format!("fragile {x}"));
     if *x == 13 && FAIL.with(|f| *f.borrow()) {
@@ -314,13 +314,13 @@ fn a_failing_element_names_itself_and_keeps_the_others() {
 
 // ---- sweeps
 
-#[stage(cache = bincode)]
+#[stage(cache = bincode, untracked = [ran])]
 fn score(sigma: u32, k: u32) -> i64 {
     ran(format!("score {sigma},{k}"));
     -(i64::from(sigma) - 2).abs() * 100 - (i64::from(k) - 20).abs()
 }
 
-#[stage(scores = sweep(score, sigma = [1, 2, 3], k = ks), cache = bincode)]
+#[stage(scores = sweep(score, sigma = [1, 2, 3], k = ks), cache = bincode, untracked = [ran])]
 fn best(scores: &Vec<((u32, u32), i64)>, ks: Vec<u32>) -> (u32, u32) {
     let _ = ks;
     ran("best");

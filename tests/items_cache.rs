@@ -21,7 +21,7 @@ fn big_runs(dir: &Path) -> usize {
         .count()
 }
 
-#[stage(page = each("pages"), cache = bincode)]
+#[stage(page = each("pages"), cache = bincode, untracked = [BIG_RAN])]
 fn big(page: &Path) -> std::io::Result<Vec<u8>> {
     BIG_RAN.lock().unwrap().push(page.to_path_buf());
     let seed = fs::read(page)?;

@@ -290,7 +290,7 @@ fn batch(n: i64) -> RecordBatch {
     RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(labels)]).unwrap()
 }
 
-#[stage(cache = parquet)]
+#[stage(cache = parquet, untracked = [batch])]
 fn table(n: i64) -> RecordBatch {
     batch(n)
 }

@@ -57,23 +57,38 @@ impl Fixture {
         self.write_source(&self.original);
     }
 
-    /// Builds and runs the fixture; returns the stages whose bodies ran, sorted.
-    fn run(&self) -> Vec<String> {
-        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fixture");
+    /// Builds the fixture; returns what the compiler printed (its warnings).
+    fn build(&self) -> String {
         let build = Command::new(env!("CARGO"))
             .args(["build", "--quiet", "--manifest-path"])
             .arg(self.path("Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_TARGET_DIR", target())
             .env_remove("RUSTFLAGS")
-            .status()
+            .output()
             .unwrap();
-        assert!(build.success(), "the fixture did not build");
+        let stderr = String::from_utf8_lossy(&build.stderr).into_owned();
+        assert!(
+            build.status.success(),
+            "the fixture did not build:\n{stderr}"
+        );
+        stderr
+    }
+
+    /// The run log of the last run: one line per stage, with the reason of each computed one.
+    fn reasons(&self) -> String {
+        fs::read_to_string(self.path("reasons.log")).unwrap()
+    }
+
+    /// Builds and runs the fixture; returns the stages whose bodies ran, sorted.
+    fn run(&self) -> Vec<String> {
+        self.build();
         let log = self.path("ran.log");
         let _ = fs::remove_file(&log);
-        let out = Command::new(target.join("debug/rebuild-fixture"))
+        let out = Command::new(target().join("debug/rebuild-fixture"))
             .current_dir(self.dir.path())
             .env("STAGE_DIR", self.path("cache"))
             .env("FIXTURE_LOG", &log)
+            .env("FIXTURE_REASONS", self.path("reasons.log"))
             .output()
             .unwrap();
         assert!(
@@ -91,105 +106,168 @@ impl Fixture {
     }
 }
 
+fn target() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fixture")
+}
+
 fn names(list: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = list.iter().map(|s| (*s).to_owned()).collect();
     v.sort();
     v
 }
 
+const ALL: &[&str] = &[
+    "bucketed",
+    "combine",
+    "histogram",
+    "parse",
+    "report",
+    "scaled",
+    "stats",
+];
+
+/// (what, from, to, stages whose bodies run, a line the run log must show)
+const CODE_EDITS: &[(&str, &str, &str, &[&str], &str)] = &[
+    (
+        "whitespace",
+        "    ran!(\"stats\");\n",
+        "\n      ran!( \"stats\" ) ;\n\n",
+        &[],
+        "",
+    ),
+    (
+        "a // comment",
+        "    ran!(\"stats\");\n",
+        "    ran!(\"stats\"); // counted\n",
+        &[],
+        "",
+    ),
+    (
+        "a doc comment",
+        "/// Totals the numbers.\n",
+        "/// Totals the numbers, all of them.\n",
+        &[],
+        "",
+    ),
+    // The same output: `report` is cut off.
+    (
+        "one token in a body",
+        "b.total, b.count)",
+        "b.total, b.count + 0)",
+        &["combine"],
+        "code changed",
+    ),
+    // The same output: `combine` is cut off.
+    (
+        "one token in a body, mid-DAG",
+        "Stats { total: xs.iter().sum(), count",
+        "Stats { total: xs.iter().sum::<i64>(), count",
+        &["stats"],
+        "",
+    ),
+    (
+        "one token in the attribute",
+        "name = \"stats\"",
+        "name = \"totals\"",
+        &["stats"],
+        "",
+    ),
+    (
+        "a tracked helper's body",
+        "    x * 2\n",
+        "    x * 3\n",
+        &["scaled", "combine", "report"],
+        "tracked `rebuild_fixture::scale`",
+    ),
+    (
+        "a field added to the output type",
+        "    pub count: u64,\n}",
+        "    pub count: u64,\n    pub extra: Option<u8>,\n}",
+        &["stats", "combine"],
+        "",
+    ),
+    (
+        "the version salt",
+        "cache = bincode, uses = [scale])",
+        "cache = bincode, uses = [scale], version = \"2\")",
+        &["scaled"],
+        "",
+    ),
+    (
+        "a tracked const used directly",
+        "const BUCKETS: [i64; 2] = [2, 4];",
+        "const BUCKETS: [i64; 2] = [2, 3];",
+        &["bucketed", "report"],
+        "tracked `rebuild_fixture::BUCKETS`",
+    ),
+    (
+        "a const of a pipeline module, used through a helper of that module",
+        "const EDGES: [i64; 2] = [1, 3];",
+        "const EDGES: [i64; 2] = [1, 2];",
+        &["histogram", "report"],
+        "tracked `rebuild_fixture::steps::EDGES`",
+    ),
+    (
+        "a helper fn of a pipeline module",
+        "x > **e",
+        "x >= **e",
+        &["histogram", "report"],
+        "tracked `rebuild_fixture::steps::bin`",
+    ),
+    (
+        "a stage's output",
+        ".filter_map(|w| w.parse().ok()).collect()",
+        ".filter_map(|w| w.parse().ok()).chain([9]).collect()",
+        ALL,
+        "",
+    ),
+];
+
+/// The build warns about the untracked const, and about nothing that is tracked.
+fn check_warnings(f: &Fixture) {
+    let warnings = f.build();
+    assert!(
+        warnings.contains("`LABEL` is not tracked: a change to it will not recompute `report`"),
+        "no warning for the untracked const:\n{warnings}"
+    );
+    for tracked in ["BUCKETS", "EDGES", "bin", "scale"] {
+        assert!(
+            !warnings.contains(&format!("`{tracked}` is not tracked")),
+            "a warning for tracked `{tracked}`:\n{warnings}"
+        );
+    }
+}
+
 #[test]
 fn every_edit_recomputes_exactly_what_it_should() {
     let f = Fixture::new();
-    assert_eq!(
-        f.run(),
-        names(&["combine", "parse", "scaled", "stats"]),
-        "cold run"
-    );
+    check_warnings(&f);
+    assert_eq!(f.run(), names(ALL), "cold run");
     assert_eq!(f.run(), names(&[]), "second run");
 
-    let code_edits: &[(&str, &str, &str, &[&str])] = &[
-        (
-            "whitespace",
-            "    ran(\"stats\");\n",
-            "\n      ran( \"stats\" ) ;\n\n",
-            &[],
-        ),
-        (
-            "a // comment",
-            "    ran(\"stats\");\n",
-            "    ran(\"stats\"); // counted\n",
-            &[],
-        ),
-        (
-            "a doc comment",
-            "/// Totals the numbers.\n",
-            "/// Totals the numbers, all of them.\n",
-            &[],
-        ),
-        (
-            "one token in a body",
-            "b.total, b.count)",
-            "b.total, b.count + 0)",
-            &["combine"],
-        ),
-        // The same output: `combine` is cut off.
-        (
-            "one token in a body, mid-DAG",
-            "Stats { total: xs.iter().sum(), count",
-            "Stats { total: xs.iter().sum::<i64>(), count",
-            &["stats"],
-        ),
-        (
-            "one token in the attribute",
-            "name = \"stats\"",
-            "name = \"totals\"",
-            &["stats"],
-        ),
-        (
-            "a tracked helper's body",
-            "    x * 2\n",
-            "    x * 3\n",
-            &["scaled", "combine"],
-        ),
-        (
-            "a field added to the output type",
-            "    pub count: u64,\n}",
-            "    pub count: u64,\n    pub extra: Option<u8>,\n}",
-            &["stats", "combine"],
-        ),
-        (
-            "the version salt",
-            "cache = bincode, uses = [scale])",
-            "cache = bincode, uses = [scale], version = \"2\")",
-            &["scaled"],
-        ),
-    ];
-    for (what, from, to, expected) in code_edits {
-        let to = if *what == "a field added to the output type" {
+    for (what, from, to, expected, reason) in CODE_EDITS {
+        if *what == "a field added to the output type" {
             f.edit(from, to);
             let edited = fs::read_to_string(f.path("src/main.rs")).unwrap();
             f.write_source(&edited.replace(
                 "count: xs.len() as u64 }",
                 "count: xs.len() as u64, extra: None }",
             ));
-            None
         } else {
-            Some(to)
-        };
-        if let Some(to) = to {
             f.edit(from, to);
         }
         assert_eq!(f.run(), names(expected), "after {what}");
+        let log = f.reasons();
+        assert!(
+            log.contains(reason),
+            "after {what}, no `{reason}` in:\n{log}"
+        );
         f.revert();
         assert_eq!(f.run(), names(&[]), "after undoing {what}");
     }
 
     fs::write(f.path("input.txt"), "1 2 3 4 5").unwrap();
-    assert_eq!(
-        f.run(),
-        names(&["combine", "parse", "scaled", "stats"]),
-        "after the raw file changed"
-    );
+    assert_eq!(f.run(), names(ALL), "after the raw file changed");
     fs::write(f.path("input.txt"), "1 2 3 4").unwrap();
     assert_eq!(f.run(), names(&[]), "after the raw file changed back");
 

@@ -65,8 +65,14 @@ pub use inventory;
 #[doc(hidden)]
 pub mod track {
     use crate::TrackInfo;
+    pub use crate::run::TrackedImpl;
 
     /// An item marked `#[stage::track]`.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not tracked",
+        label = "not marked `#[stage::track]`",
+        note = "mark the item `#[stage::track]` to list it in `uses`"
+    )]
     pub trait Tracked: 'static {
         /// The item's static description.
         const INFO: &'static TrackInfo;

@@ -6,7 +6,8 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, ItemFn, Path};
 
-use crate::model::{Cache, Model, Source};
+use crate::model::{Cache, Model, Source, Track, Tracked};
+use crate::names;
 
 /// Expands a validated stage. `hash` is its code hash.
 pub fn stage(model: &Model, hash: [u8; 32]) -> TokenStream {
@@ -193,7 +194,7 @@ fn info(model: &Model, hash: [u8; 32]) -> TokenStream {
         || quote!(::core::option::Option::None),
         |v| quote!(::core::option::Option::Some(#v)),
     );
-    let uses = uses(&model.uses);
+    let uses = uses(&model.uses, &model.module_items);
     let ancestors = model.params.iter().filter_map(|p| match &p.source {
         Source::Sweep { path, axes, .. } => {
             let param = p.ident.to_string();
@@ -249,24 +250,74 @@ fn info(model: &Model, hash: [u8; 32]) -> TokenStream {
     }
 }
 
-/// `&[info_of::<helper>, ...]` for `uses = [...]`, each spanned at its path.
-pub fn uses(paths: &[Path]) -> TokenStream {
-    let items = paths
+/// `&[track_info_of::<companion>, ...]` for `uses = [...]` (each spanned at its path, so
+/// that an untracked item is an error there), then for companions named by a pipeline.
+pub fn uses(paths: &[Path], module_items: &[Ident]) -> TokenStream {
+    let listed = paths.iter().map(|p| {
+        let companion = names::companion_path(p);
+        quote_spanned!(p.span()=> ::stage::__private::track_info_of::<#companion>)
+    });
+    let module = module_items
         .iter()
-        .map(|p| quote_spanned!(p.span()=> ::stage::__private::track_info_of::<#p>));
+        .map(|p| quote!(::stage::__private::track_info_of::<#p>));
+    let items = listed.chain(module);
     quote!(&[#(#items),*])
 }
 
-/// Expands `#[stage::track]`: the helper unchanged, plus a type of the same name that
-/// carries its code hash.
-pub fn track(func: &ItemFn, uses_paths: &[Path], hash: [u8; 32]) -> TokenStream {
-    let vis = &func.vis;
-    let ident = &func.sig.ident;
-    let name = ident.to_string();
-    let uses = uses(uses_paths);
-    quote! {
-        #func
+/// Expands `#[stage::track]`: the item unchanged, plus its companion. `module_items` are
+/// the companions of the pipeline-module items it names; `impl_companion` names an impl's
+/// companion (inside a pipeline module, where its stages refer to it).
+pub fn track(
+    track: &Track,
+    hash: [u8; 32],
+    module_items: &[Ident],
+    impl_companion: Option<&Ident>,
+) -> TokenStream {
+    let item = &track.item;
+    let uses = uses(&track.uses, module_items);
+    match &track.tracked {
+        Tracked::Named { ident, vis, .. } => {
+            let companion = companion(
+                vis,
+                &names::companion(ident),
+                &ident.to_string(),
+                hash,
+                &uses,
+            );
+            quote!(#item #companion)
+        }
+        Tracked::Impl { of, name } => {
+            let inherited = syn::Visibility::Inherited;
+            let ident = impl_companion
+                .cloned()
+                .unwrap_or_else(|| Ident::new("__stage_impl", Span::call_site()));
+            let companion = companion(&inherited, &ident, name, hash, &uses);
+            let registered = quote_spanned! {of.span()=>
+                ::stage::__private::inventory::submit! {
+                    ::stage::__private::TrackedImpl {
+                        of: ::stage::__private::track_info_of::<#of>,
+                        info: ::stage::__private::track_info_of::<#ident>,
+                    }
+                }
+            };
+            if impl_companion.is_some() {
+                quote!(#item #companion #registered)
+            } else {
+                quote!(#item const _: () = { #companion #registered };)
+            }
+        }
+    }
+}
 
+/// A hidden type named `ident` whose `Tracked` impl describes the item `name`.
+pub fn companion(
+    vis: &syn::Visibility,
+    ident: &Ident,
+    name: &str,
+    hash: [u8; 32],
+    uses: &TokenStream,
+) -> TokenStream {
+    quote! {
         #[doc(hidden)]
         #[allow(non_camel_case_types)]
         #vis struct #ident {}

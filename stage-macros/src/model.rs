@@ -3,13 +3,15 @@
 
 use syn::spanned::Spanned;
 use syn::{
-    Expr, FnArg, GenericArgument, Ident, ItemFn, LitStr, Pat, Path, PathArguments, ReturnType, Type,
+    Expr, FnArg, GenericArgument, Ident, Item, ItemFn, LitStr, Pat, Path, PathArguments,
+    ReturnType, Type, Visibility,
 };
 
 use crate::args::{Arg, Args, Value};
+use crate::names;
 
 /// Keys that configure the stage instead of binding a parameter.
-const RESERVED: [&str; 4] = ["cache", "version", "uses", "name"];
+const RESERVED: [&str; 5] = ["cache", "version", "uses", "untracked", "name"];
 
 /// How the output is kept.
 #[derive(Clone)]
@@ -83,6 +85,10 @@ pub struct Model {
     pub version: Option<String>,
     pub name: Option<LitStr>,
     pub uses: Vec<Path>,
+    /// Names the untracked-name warning leaves alone.
+    pub untracked: Vec<Path>,
+    /// Companions of the items of the enclosing `#[stage::pipeline]` module it names.
+    pub module_items: Vec<Ident>,
     pub params: Vec<Param>,
     pub output: Output,
 }
@@ -119,7 +125,8 @@ pub fn stage(args: Args, func: ItemFn) -> syn::Result<Model> {
     let mut params = signature_params(&func, &mut errors);
     let names: Vec<String> = params.iter().map(|p| p.ident.to_string()).collect();
     let mut cache = Cache::Memory;
-    let (mut version, mut name, mut uses) = (None, None, Vec::new());
+    let (mut version, mut name) = (None, None);
+    let (mut uses, mut untracked) = (Vec::new(), Vec::new());
     let mut seen: Vec<String> = Vec::new();
     for Arg { key, value } in args.0 {
         let key_text = key.to_string();
@@ -132,7 +139,8 @@ pub fn stage(args: Args, func: ItemFn) -> syn::Result<Model> {
             "cache" => cache = parse_cache(&value, &mut errors),
             "version" => version = parse_version(&value, &mut errors),
             "name" => name = parse_str(&key, &value, &mut errors),
-            "uses" => uses = parse_uses(value, &mut errors),
+            "uses" => uses = parse_paths(&key, value, &mut errors),
+            "untracked" => untracked = parse_paths(&key, value, &mut errors),
             _ => bind(
                 &key,
                 value,
@@ -163,6 +171,8 @@ pub fn stage(args: Args, func: ItemFn) -> syn::Result<Model> {
         version,
         name,
         uses,
+        untracked,
+        module_items: Vec::new(),
         params,
         output,
     })
@@ -266,14 +276,20 @@ fn parse_str(key: &Ident, value: &Value, errors: &mut Errors) -> Option<LitStr> 
     None
 }
 
-fn parse_uses(value: Value, errors: &mut Errors) -> Vec<Path> {
+/// `uses = [a, m::b]` or `untracked = [A]`: a list of paths (one path alone is a list too).
+fn parse_paths(key: &Ident, value: Value, errors: &mut Errors) -> Vec<Path> {
     match value {
         Value::List(paths) => paths,
         Value::Path(path) => vec![path],
         other => {
+            let example = if key == "uses" {
+                "`uses = [helper, config::BUCKETS]`"
+            } else {
+                "`untracked = [log, LEVEL]`"
+            };
             errors.push(
                 other.span(),
-                "expected a list of tracked helpers: `uses = [helper, module::other]`",
+                format!("expected a list of item names: {example}"),
             );
             Vec::new()
         }
@@ -300,7 +316,7 @@ fn bind(
             list
         };
         errors.push(key, format!(
-            "`{key}` is not a parameter of `{func}`: expected one of `cache`, `version`, `uses`, `name`, or a parameter to bind (parameters: {params})"
+            "`{key}` is not a parameter of `{func}`: expected one of `cache`, `version`, `uses`, `untracked`, `name`, or a parameter to bind (parameters: {params})"
         ));
         return;
     };
@@ -375,4 +391,137 @@ fn output(ret: &ReturnType, errors: &mut Errors) -> Output {
             is_result: true,
         }
     }
+}
+
+/// What a tracked item's companion is attached to.
+pub enum Tracked {
+    /// A named item.
+    Named { ident: Ident, vis: Visibility },
+    /// An `impl` block, registered against `of`: the companion of the type it is for.
+    Impl { of: Path, name: String },
+}
+
+/// A `#[stage::track]` item, validated.
+pub struct Track {
+    pub item: Item,
+    pub tracked: Tracked,
+    pub uses: Vec<Path>,
+    pub untracked: Vec<Path>,
+}
+
+const TRACKABLE: &str = "it takes a `fn`, `const`, `static`, `struct`, `enum`, `union`, `type`, `trait` or `impl` block";
+
+/// Checks a `#[stage::track]` and builds its model.
+pub fn track(args: Args, item: Item) -> syn::Result<Track> {
+    let mut errors = Errors::default();
+    let (mut uses, mut untracked) = (Vec::new(), Vec::new());
+    for Arg { key, value } in args.0 {
+        match key.to_string().as_str() {
+            "uses" => uses = parse_paths(&key, value, &mut errors),
+            "untracked" => untracked = parse_paths(&key, value, &mut errors),
+            _ => errors.push(
+                &key,
+                format!("unknown argument `{key}`: expected `uses = [item, ...]` or `untracked = [name, ...]`"),
+            ),
+        }
+    }
+    let tracked = tracked(&item, &mut errors);
+    errors.finish(()).and_then(|()| {
+        let tracked = tracked.ok_or_else(|| syn::Error::new_spanned(&item, TRACKABLE))?;
+        Ok(Track {
+            item,
+            tracked,
+            uses,
+            untracked,
+        })
+    })
+}
+
+fn tracked(item: &Item, errors: &mut Errors) -> Option<Tracked> {
+    let named = |ident: &Ident, vis: &Visibility| {
+        Some(Tracked::Named {
+            ident: ident.clone(),
+            vis: vis.clone(),
+        })
+    };
+    let ty = |ident: &Ident, vis: &Visibility, errors: &mut Errors| {
+        if !names::is_camel(&ident.to_string()) {
+            errors.push(ident, format!(
+                "a tracked type needs an `UpperCamelCase` name with a lowercase letter (`Id`, not `ID`): `{ident}` cannot be told apart from a constant in `uses`"
+            ));
+        }
+        named(ident, vis)
+    };
+    match item {
+        Item::Fn(f) => named(&f.sig.ident, &f.vis),
+        Item::Const(c) if c.ident == "_" => {
+            errors.push(
+                &c.ident,
+                "cannot track an unnamed `const _`: give it a name",
+            );
+            None
+        }
+        Item::Const(c) => named(&c.ident, &c.vis),
+        Item::Static(s) => named(&s.ident, &s.vis),
+        Item::Struct(s) => ty(&s.ident, &s.vis, errors),
+        Item::Enum(e) => ty(&e.ident, &e.vis, errors),
+        Item::Union(u) => ty(&u.ident, &u.vis, errors),
+        Item::Type(t) => ty(&t.ident, &t.vis, errors),
+        Item::Trait(t) => ty(&t.ident, &t.vis, errors),
+        Item::Impl(i) => tracked_impl(i, errors),
+        other => {
+            let what = match other {
+                Item::Macro(m) if m.ident.is_some() => "a `macro_rules!` macro",
+                Item::Macro(_) => "a macro call",
+                Item::Use(_) => "a `use` declaration",
+                Item::ForeignMod(_) => "an `extern` block",
+                Item::ExternCrate(_) => "an `extern crate`",
+                Item::Mod(_) => {
+                    "a module (a `#[stage::pipeline]` module tracks the items its stages name)"
+                }
+                _ => "this item",
+            };
+            errors.push(
+                other,
+                format!("`#[stage::track]` cannot track {what}: {TRACKABLE}"),
+            );
+            None
+        }
+    }
+}
+
+fn tracked_impl(item: &syn::ItemImpl, errors: &mut Errors) -> Option<Tracked> {
+    let Type::Path(syn::TypePath { qself: None, path }) = &*item.self_ty else {
+        errors.push(&item.self_ty, "a tracked `impl` must be for a named type (`impl Grid`, `impl Display for Grid`): tracking that type brings its tracked impls");
+        return None;
+    };
+    let mut of = path.clone();
+    for segment in &mut of.segments {
+        segment.arguments = PathArguments::None;
+    }
+    Some(Tracked::Impl {
+        of: names::companion_path(&of),
+        name: impl_name(item),
+    })
+}
+
+/// `impl Display for Grid`, or `impl Grid { new, width }` for an inherent impl, so that
+/// two impls of one type have different names.
+pub fn impl_name(item: &syn::ItemImpl) -> String {
+    let compact = |t: &dyn quote::ToTokens| t.to_token_stream().to_string().replace(' ', "");
+    let ty = compact(&item.self_ty);
+    if let Some((_, trait_path, _)) = &item.trait_ {
+        return format!("impl {} for {ty}", compact(trait_path));
+    }
+    let items: Vec<String> = item
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            syn::ImplItem::Fn(f) => Some(f.sig.ident.to_string()),
+            syn::ImplItem::Const(c) => Some(c.ident.to_string()),
+            syn::ImplItem::Type(t) => Some(t.ident.to_string()),
+            _ => None,
+        })
+        .collect();
+    format!("impl {ty} {{ {} }}", items.join(", "))
 }

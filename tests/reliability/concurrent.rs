@@ -5,7 +5,7 @@ use super::*;
 /// How many times each `(cache folder, key)` body of `conc_slow` ran in this process.
 static RUNS: LazyLock<Mutex<HashMap<(PathBuf, u64), usize>>> = LazyLock::new(Mutex::default);
 
-#[stage(cache = bincode)]
+#[stage(cache = bincode, untracked = [RUNS])]
 fn conc_slow(k: u64) -> Vec<u64> {
     std::thread::sleep(Duration::from_millis(5));
     let folder = Config::current().cache_dir().to_path_buf();

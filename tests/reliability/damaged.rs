@@ -5,22 +5,22 @@ use super::*;
 /// How many damages are applied, one at a time.
 const MUTATIONS: usize = 1000;
 
-#[stage(cache = bincode)]
+#[stage(cache = bincode, untracked = [numbers])]
 fn c_nums(n: usize, seed: u64) -> Vec<u64> {
     numbers(n, seed)
 }
 
-#[stage(cache = bincode)]
+#[stage(cache = bincode, untracked = [words])]
 fn c_words(n: usize) -> Vec<String> {
     words(n)
 }
 
-#[stage(cache = bincode)]
+#[stage(cache = bincode, untracked = [blob])]
 fn c_blob(len: usize, seed: u64) -> Blob {
     blob(len, seed)
 }
 
-#[stage(cache = parquet)]
+#[stage(cache = parquet, untracked = [table_value])]
 fn c_rows(n: usize, seed: u64) -> RecordBatch {
     table_value(n, seed)
 }
@@ -425,7 +425,7 @@ fn damaged_entries_are_recomputed_and_never_returned() {
     }
 }
 
-#[stage(cache = bincode)]
+#[stage(cache = bincode, untracked = [text])]
 fn c_text(len: usize) -> String {
     text(len)
 }

@@ -9,12 +9,12 @@ const TABLE_ROWS: usize = 4000;
 /// How many times the writer is killed.
 const KILLS: usize = 200;
 
-#[stage(cache = bincode)]
+#[stage(cache = bincode, untracked = [blob, BIG_BYTES])]
 fn crash_big(seed: u64) -> Blob {
     blob(BIG_BYTES, seed)
 }
 
-#[stage(cache = parquet)]
+#[stage(cache = parquet, untracked = [table_value, TABLE_ROWS])]
 fn crash_table(seed: u64) -> RecordBatch {
     table_value(TABLE_ROWS, seed)
 }

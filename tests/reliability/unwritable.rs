@@ -145,7 +145,7 @@ fn a_read_only_cache_folder_is_read_and_values_still_come_back() {
 /// Size of the small file system, or of the file-size limit, in the full-disk test.
 const FULL_BYTES: usize = 64 * 1024;
 
-#[stage(cache = bincode)]
+#[stage(cache = bincode, untracked = [numbers])]
 fn full_nums(n: usize, seed: u64) -> Vec<u64> {
     numbers(n, seed)
 }

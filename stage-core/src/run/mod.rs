@@ -20,7 +20,7 @@ use crate::store::{Layered, LocalStore};
 use crate::{BoxError, Error};
 
 pub use graph::{Graph, Node as GraphNode, State, explain, graph};
-pub use info::{AncestorInfo, RawInfo, StageInfo, TrackInfo};
+pub use info::{AncestorInfo, RawInfo, StageInfo, TrackInfo, TrackedImpl};
 pub use items::{Each, Items};
 pub use log::{Event, ItemCount, Outcome, RunLog};
 pub use record::{RUNS_DIR, RecordedInput, RunRecord, UsedKey};

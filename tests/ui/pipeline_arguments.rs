@@ -1,0 +1,4 @@
+#[stage::pipeline(cache = bincode)]
+mod steps {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[stage::pipeline]
+fn steps() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[stage::track]
+struct ID {
+    n: u32,
+}
+
+fn main() {}
