@@ -27,6 +27,9 @@ pub struct Image {
 
 impl Image {
     /// Reads an 8-bit binary PGM (`P5`) file.
+    ///
+    /// # Errors
+    /// When the file cannot be read or is not such a file.
     pub fn read_pgm(path: &Path) -> Result<Image, Box<dyn std::error::Error + Send + Sync>> {
         let bytes = std::fs::read(path)?;
         let mut fields = Vec::new();
