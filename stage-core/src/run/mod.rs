@@ -7,11 +7,13 @@ pub(crate) mod info;
 mod items;
 mod log;
 mod map;
+mod param;
 mod plan;
 mod progress;
 mod record;
 pub(crate) mod scope;
 pub(crate) mod stage;
+mod support;
 
 use std::sync::Arc;
 
@@ -23,11 +25,13 @@ pub use graph::{Graph, Node as GraphNode, State, explain, graph};
 pub use info::{AncestorInfo, RawInfo, StageInfo, TrackInfo, TrackedImpl};
 pub use items::{Each, Items};
 pub use log::{Event, ItemCount, Outcome, RunLog};
+pub use param::{File, Param, Params};
 pub use record::{RUNS_DIR, RecordedInput, RunRecord, UsedKey};
 pub use scope::observe;
-pub use stage::{
-    AsStage, ByValue, File, Inputs, ItemArgs, OutputIs, Param, Params, Plan, RawArg, Stage,
-    body_result, clone_args, clone_element, info_of, output_is, same_names,
+pub use stage::{AsStage, Inputs, Plan, Stage, info_of};
+pub use support::{
+    ByValue, ItemArgs, OutputIs, RawArg, body_result, clone_args, clone_element, output_is,
+    same_names,
 };
 
 use plan::Planner;

@@ -17,7 +17,8 @@ use crate::config::Config;
 use crate::key::{Ancestor, Digest, FORMAT, HashedFile, Ingredients, Input, Named, StatIndex};
 use crate::run::info::{StageInfo, tracked_closure};
 use crate::run::items::{Elements, Gather};
-use crate::run::stage::{Call, CodecInfo, Dep, Params, Plan};
+use crate::run::param::Params;
+use crate::run::stage::{Call, CodecInfo, Dep, Plan};
 use crate::store::{Entry, Found, Layered};
 
 /// A stage instance of a call: its key, ingredients, ancestors, and how to run it.

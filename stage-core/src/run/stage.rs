@@ -1,18 +1,18 @@
-//! The trait `#[stage]` implements, the contexts its generated code talks to, and the
-//! type-erased call the planner and the executor handle.
+//! The trait `#[stage]` implements, the contexts its generated code plans and computes
+//! with, and the type-erased call the planner and the executor handle.
 
 use std::any::{Any, TypeId};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
-
 use crate::codec::{Codec, Payload, Reads, codec_id};
 use crate::config::Config;
-use crate::key::{Digest, StatIndex, canonical_bytes};
+use crate::key::Digest;
 use crate::run::info::StageInfo;
 use crate::run::items::{Each, Elements, ElementsOf, Gather, ItemList, ItemSource, Items, SweepOf};
+use crate::run::param::Params;
+use crate::run::support::{ByValue, RawArg};
 use crate::store::PayloadWriter;
 use crate::{BoxError, Error};
 
@@ -78,129 +78,6 @@ impl<S: Stage> AsStage for S {
 #[must_use]
 pub fn info_of<S: Stage>() -> &'static StageInfo {
     S::INFO
-}
-
-/// A free parameter: a value whose key contribution is computed at run time.
-///
-/// Every `serde::Serialize` type is one (its canonical bytes enter the key), and so is
-/// [`File`] (its content enters the key).
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be a free parameter of a stage",
-    label = "free parameters are part of the key, so this needs `serde::Serialize`",
-    note = "if it is an input, bind it in the attribute: `param = ancestor` or `param = \"path\"`"
-)]
-pub trait Param {
-    /// The digest this value adds to the key, and a readable form of it.
-    ///
-    /// # Errors
-    /// When the value cannot be encoded or read.
-    fn key_part(&self, cx: &Params<'_>) -> Result<(Digest, String), BoxError>;
-}
-
-impl<T: Serialize + ?Sized> Param for T {
-    fn key_part(&self, _: &Params<'_>) -> Result<(Digest, String), BoxError> {
-        let bytes = canonical_bytes(self)?;
-        let digest = Digest::of(&bytes);
-        let mut readable =
-            serde_json::to_string(self).unwrap_or_else(|_| format!("#{}", digest.short()));
-        if readable.len() > 200 {
-            let cut = (0..=200)
-                .rev()
-                .find(|&i| readable.is_char_boundary(i))
-                .unwrap_or(0);
-            readable.truncate(cut);
-            readable.push('…');
-        }
-        Ok((digest, readable))
-    }
-}
-
-/// A file or folder chosen at run time: as a free parameter, its content enters the key,
-/// not its path, so the same stage can be called on different files. A relative path is
-/// found in the data folder (`STAGE_DATA_DIR`, [`Config::data_dir`]), else the current
-/// directory.
-///
-/// ```
-/// let input = stage_core::File::new("data/trips.csv");
-/// assert_eq!(input.path(), std::path::Path::new("data/trips.csv"));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct File {
-    path: PathBuf,
-}
-
-impl File {
-    /// The file or folder at `path`.
-    pub fn new(path: impl Into<PathBuf>) -> File {
-        File { path: path.into() }
-    }
-
-    /// Its path, as given.
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Where it is: its path resolved against the data folder of the current
-    /// configuration (see [`Config::resolve_input`]).
-    #[must_use]
-    pub fn resolved(&self) -> PathBuf {
-        Config::current().resolve_input(&self.path)
-    }
-}
-
-impl AsRef<Path> for File {
-    fn as_ref(&self) -> &Path {
-        &self.path
-    }
-}
-
-/// Why a free [`File`] could not be hashed: the path that was tried.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot read `{}`", path.display())]
-struct FileError {
-    path: PathBuf,
-    #[source]
-    source: std::io::Error,
-}
-
-impl Param for File {
-    fn key_part(&self, cx: &Params<'_>) -> Result<(Digest, String), BoxError> {
-        let path = cx.config.resolve_input(&self.path);
-        let hash = cx
-            .index
-            .hash(&path)
-            .map_err(|source| FileError { path, source })?;
-        Ok((Digest::from(hash), self.path.display().to_string()))
-    }
-}
-
-/// Collects a stage's free parameters during planning.
-pub struct Params<'a> {
-    pub(crate) stage: &'static StageInfo,
-    pub(crate) index: &'a StatIndex,
-    pub(crate) config: &'a Config,
-    pub(crate) parts: Vec<crate::key::Param>,
-}
-
-impl Params<'_> {
-    /// Adds the free parameter `name`.
-    ///
-    /// # Errors
-    /// When the value cannot be encoded, or (a [`File`]) read.
-    pub fn param<P: Param + ?Sized>(&mut self, name: &'static str, value: &P) -> Result<(), Error> {
-        let (hash, value) = value.key_part(self).map_err(|source| Error::Param {
-            stage: self.stage.path(),
-            param: name.to_owned(),
-            source,
-        })?;
-        self.parts.push(crate::key::Param {
-            name: name.to_owned(),
-            hash,
-            value,
-        });
-        Ok(())
-    }
 }
 
 /// Collects a stage's ancestors and raw inputs during planning, in attribute order.
@@ -394,105 +271,6 @@ impl Inputs<'_> {
             .map(|p| T::from_path(p))
             .ok_or_else(|| format!("internal error: no raw input {i}").into())
     }
-}
-
-/// An ancestor's output taken by value, which is a clone of the shared value.
-#[diagnostic::on_unimplemented(
-    message = "an ancestor's output `{Self}` is taken by value but is not `Clone`",
-    label = "take it by reference instead: `&{Self}`",
-    note = "an ancestor's value may be shared by several stages, so taking it by value clones it"
-)]
-pub trait ByValue: Clone + 'static {}
-
-impl<T: Clone + 'static> ByValue for T {}
-
-/// A parameter taken by value has exactly its ancestor's output type.
-#[diagnostic::on_unimplemented(
-    message = "this parameter is declared `{Self}`, but its ancestor outputs `{Output}`",
-    label = "declare it as `{Output}`, or `&{Output}` to share it without a clone"
-)]
-pub trait OutputIs<Output> {}
-
-impl<T> OutputIs<T> for T {}
-
-/// Compiles only when `P` is `O`: checks a by-value ancestor parameter against the
-/// ancestor's output, with a message that names both.
-pub const fn output_is<P: OutputIs<O>, O>() {}
-
-/// A raw input as the body's parameter type: `&Path` or `PathBuf`.
-#[diagnostic::on_unimplemented(
-    message = "a raw input cannot be passed as `{Self}`",
-    label = "a parameter bound to a path takes `&Path` or `PathBuf`"
-)]
-pub trait RawArg<'p> {
-    /// The argument for the resolved path.
-    fn from_path(path: &'p Path) -> Self;
-}
-
-impl<'p> RawArg<'p> for &'p Path {
-    fn from_path(path: &'p Path) -> Self {
-        path
-    }
-}
-
-impl RawArg<'_> for PathBuf {
-    fn from_path(path: &Path) -> Self {
-        path.to_path_buf()
-    }
-}
-
-/// The free parameters of a per-item stage, cloned for each item.
-#[diagnostic::on_unimplemented(
-    message = "the free parameters of a per-item stage are cloned for each item, but `{Self}` is not `Clone`",
-    label = "a stage with an `each` binding runs its body once per element"
-)]
-pub trait ItemArgs: Clone {}
-
-impl<T: Clone> ItemArgs for T {}
-
-/// A copy of a per-item stage's arguments, for one item.
-#[must_use]
-pub fn clone_args<T: ItemArgs>(args: &T) -> T {
-    args.clone()
-}
-
-/// An element taken by value: a clone of the element.
-#[must_use]
-pub fn clone_element<T: ByValue>(element: &T) -> T {
-    element.clone()
-}
-
-/// Whether two lists of names are the same, in the same order: checks at compile time that
-/// a sweep names the swept stage's parameters.
-#[must_use]
-pub const fn same_names(left: &[&str], right: &[&str]) -> bool {
-    if left.len() != right.len() {
-        return false;
-    }
-    let mut name = 0;
-    while name < left.len() {
-        let (one, other) = (left[name].as_bytes(), right[name].as_bytes());
-        if one.len() != other.len() {
-            return false;
-        }
-        let mut byte = 0;
-        while byte < one.len() {
-            if one[byte] != other[byte] {
-                return false;
-            }
-            byte += 1;
-        }
-        name += 1;
-    }
-    true
-}
-
-/// A body's `Result` with its error boxed, as the run context keeps it.
-///
-/// # Errors
-/// The body's error, boxed.
-pub fn body_result<T, E: Into<BoxError>>(result: Result<T, E>) -> Result<T, BoxError> {
-    result.map_err(Into::into)
 }
 
 /// How a stage's output is kept, as the planner and the executor need to know it.
