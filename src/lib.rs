@@ -2,9 +2,9 @@
 
 #[doc(inline)]
 pub use stage_core::{
-    BoxError, Change, Codec, Config, Digest, Each, Error, Event, File, Graph, GraphNode, Items,
-    Outcome, ParquetCompression, Payload, PayloadReader, Reads, Reason, RunLog, State, explain,
-    observe, stages,
+    BoxError, Change, Codec, Config, Digest, Each, Error, Event, File, Graph, GraphNode, ItemCount,
+    Items, Outcome, ParquetCompression, Payload, PayloadReader, Reads, Reason, RunLog, Shard,
+    State, explain, observe, stages,
 };
 
 /// The graph of a call of `S` with `args`: every stage it reaches, with its key and whether

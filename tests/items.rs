@@ -349,3 +349,48 @@ fn a_sweep_runs_each_point_once_and_a_new_grid_value_computes_only_new_points() 
         .unwrap();
     assert_eq!(log.events[0].key, direct);
 }
+
+// ---- shards
+
+#[test]
+fn shards_split_the_items_and_a_call_without_a_shard_gathers_them() {
+    let (_dir, config) = photos(&[
+        ("a.txt", "1"),
+        ("b.txt", "2"),
+        ("c.txt", "3"),
+        ("d.txt", "4"),
+        ("e.txt", "5"),
+        ("f.txt", "6"),
+    ]);
+    let mut computed = Vec::new();
+    for k in 1..=2 {
+        let sharded = config.clone().shard(stage::Shard::new(k, 2));
+        let (v, _, noted) = run(&sharded, collage);
+        let thumbs: Vec<String> = noted
+            .into_iter()
+            .filter(|n| n.starts_with("thumb"))
+            .collect();
+        if let Err(e) = v {
+            let stage::Error::Sharded { computed, .. } = e else {
+                panic!("{e}");
+            };
+            assert_eq!(computed, thumbs.len());
+        }
+        computed.extend(thumbs);
+    }
+    computed.sort();
+    let all: Vec<String> = ["a", "b", "c", "d", "e", "f"]
+        .iter()
+        .map(|n| format!("thumb {n}.txt"))
+        .collect();
+    assert_eq!(computed, all, "each item computed by exactly one shard");
+    let (v, _, noted) = run(&config, collage);
+    assert_eq!(
+        v.unwrap(),
+        "a.txt=1,b.txt=2,c.txt=3,d.txt=4,e.txt=5,f.txt=6"
+    );
+    assert!(
+        noted.iter().all(|n| !n.starts_with("thumb")),
+        "every item was cached by a shard: {noted:?}"
+    );
+}

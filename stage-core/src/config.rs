@@ -25,6 +25,46 @@ pub struct Config {
     strict: bool,
     progress: bool,
     parquet_compression: ParquetCompression,
+    shard: Option<Shard>,
+}
+
+/// One shard of the items of per-item stages: several processes (CI jobs, machines) each
+/// compute the items whose key falls in their shard, and meet in a shared cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    index: u32,
+    count: u32,
+}
+
+impl Shard {
+    /// Shard `index` of `count`, counted from 1; `None` unless `1 <= index <= count`.
+    #[must_use]
+    pub fn new(index: u32, count: u32) -> Option<Shard> {
+        (1..=count)
+            .contains(&index)
+            .then_some(Shard { index, count })
+    }
+
+    /// Reads `k/n`, as `STAGE_SHARD` gives it.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Shard> {
+        let (index, count) = text.trim().split_once('/')?;
+        Shard::new(index.trim().parse().ok()?, count.trim().parse().ok()?)
+    }
+
+    /// Whether the item of `key` is this shard's to compute.
+    #[must_use]
+    pub fn owns(&self, key: &crate::key::Digest) -> bool {
+        let mut first = [0; 8];
+        first.copy_from_slice(&key.0[..8]);
+        u64::from_le_bytes(first) % u64::from(self.count) == u64::from(self.index - 1)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
 }
 
 /// The page compression of new `cache = parquet` entries.
@@ -72,7 +112,8 @@ impl Config {
     /// - `STAGE_JOBS`: stages run at once (else the number of cores);
     /// - `STAGE_STRICT=1`: a cache that cannot be written is an error;
     /// - `STAGE_PROGRESS=0`: no progress display;
-    /// - `STAGE_PARQUET_COMPRESSION`: `none` (the default), `snappy` or `zstd`.
+    /// - `STAGE_PARQUET_COMPRESSION`: `none` (the default), `snappy` or `zstd`;
+    /// - `STAGE_SHARD=k/n`: compute only the items of per-item stages in shard `k` of `n`.
     ///
     /// An unknown value is reported with a warning and the default is used.
     #[must_use]
@@ -97,7 +138,17 @@ impl Config {
                 ParquetCompression::default()
             }),
         };
+        let shard = std::env::var("STAGE_SHARD").ok().and_then(|text| {
+            let shard = Shard::parse(&text);
+            if shard.is_none() {
+                crate::error::warn(&format!(
+                    "STAGE_SHARD={text} is not `k/n` with 1 <= k <= n: computing every item"
+                ));
+            }
+            shard
+        });
         Config {
+            shard,
             dir,
             data_dir,
             jobs,
@@ -149,6 +200,21 @@ impl Config {
     pub fn parquet_compression(mut self, compression: ParquetCompression) -> Config {
         self.parquet_compression = compression;
         self
+    }
+
+    /// Computes only the items of per-item stages in `shard` (`None`: all of them). A call
+    /// that leaves items to other shards ends with [`Error::Sharded`](crate::Error::Sharded)
+    /// once its own are cached.
+    #[must_use]
+    pub fn shard(mut self, shard: Option<Shard>) -> Config {
+        self.shard = shard;
+        self
+    }
+
+    /// The shard of items this process computes, if it computes only some.
+    #[must_use]
+    pub fn items_shard(&self) -> Option<Shard> {
+        self.shard
     }
 
     /// The cache folder.
@@ -244,6 +310,19 @@ mod tests {
         let plain = Config::from_env();
         if plain.data_root().is_none() {
             assert!(plain.resolve_input(Path::new("a.csv")).is_absolute());
+        }
+    }
+
+    #[test]
+    fn shards_split_keys_among_them() {
+        assert_eq!(Shard::parse("2/3"), Shard::new(2, 3));
+        for bad in ["0/3", "4/3", "1", "a/b", "1/0"] {
+            assert_eq!(Shard::parse(bad), None, "{bad}");
+        }
+        let shards: Vec<Shard> = (1..=3).filter_map(|k| Shard::new(k, 3)).collect();
+        for i in 0..100u32 {
+            let key = crate::key::Digest::of(&i.to_le_bytes());
+            assert_eq!(shards.iter().filter(|s| s.owns(&key)).count(), 1);
         }
     }
 

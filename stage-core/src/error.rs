@@ -63,6 +63,21 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// This process computes one shard of the items of per-item stages (`STAGE_SHARD`):
+    /// its items are cached, and the others are left to the other shards.
+    #[error(
+        "stage `{stage}`: shard {shard} computed {computed} of {left} items left; the others are for the other shards (a call without `STAGE_SHARD` gathers them)"
+    )]
+    Sharded {
+        /// The per-item stage.
+        stage: String,
+        /// The shard, `k/n`.
+        shard: String,
+        /// Items this shard computed.
+        computed: usize,
+        /// Items that were not cached when it started.
+        left: usize,
+    },
     /// A key was asked for before it can be known: it depends on the output of an ancestor
     /// that is not cached.
     #[error(
@@ -104,7 +119,8 @@ impl Error {
             | Error::Input { stage, .. }
             | Error::Param { stage, .. }
             | Error::Save { stage, .. }
-            | Error::Pending { stage, .. } => Some(stage),
+            | Error::Pending { stage, .. }
+            | Error::Sharded { stage, .. } => Some(stage),
             Error::Cycle { .. } => None,
         }
     }

@@ -21,7 +21,7 @@ pub use codec::{
     Arrow, Bincode, BincodeData, Codec, Damaged, Memory, Parquet, ParquetData, Payload,
     PayloadReader, Reads, Segments,
 };
-pub use config::{Config, ParquetCompression};
+pub use config::{Config, ParquetCompression, Shard};
 pub use error::{BoxError, Error};
 pub use key::{
     Ancestor, Change, Digest, Element, FORMAT, Ingredients, Input, Named, Param as ParamPart,

@@ -33,6 +33,8 @@ pub(super) struct MapRun {
     items: Vec<Option<ListedItem>>,
     /// How many items are computed.
     computed: usize,
+    /// How many items are left to other shards (`STAGE_SHARD`).
+    left_to_others: usize,
     /// The elements waiting for the item of each key being computed (duplicates share).
     computing: HashMap<Digest, Vec<usize>>,
     /// The values its body's ancestor parameters receive.
@@ -66,6 +68,7 @@ impl Exec<'_> {
             base,
             items: known,
             computed: 0,
+            left_to_others: 0,
             keys,
             elements,
             computing: HashMap::new(),
@@ -73,16 +76,24 @@ impl Exec<'_> {
             upstream,
             lock,
         };
+        let shard = self.scope.config.items_shard();
+        let mut others = std::collections::HashSet::new();
         let mut st = self.lock();
         for j in 0..run.elements.len() {
-            if run.items[j].is_none() {
-                let waiting = run.computing.entry(run.keys[j]).or_default();
-                if waiting.is_empty() {
-                    st.queue.push_back(Job::Item(i, j));
-                }
-                waiting.push(j);
+            if run.items[j].is_some() {
+                continue;
             }
+            if shard.is_some_and(|shard| !shard.owns(&run.keys[j])) {
+                others.insert(run.keys[j]);
+                continue;
+            }
+            let waiting = run.computing.entry(run.keys[j]).or_default();
+            if waiting.is_empty() {
+                st.queue.push_back(Job::Item(i, j));
+            }
+            waiting.push(j);
         }
+        run.left_to_others = others.len();
         let todo = run.computing.len();
         run.computed = todo;
         self.progress.add(todo);
@@ -255,6 +266,17 @@ impl Exec<'_> {
         let (Some(run), Some(key)) = (run, key) else {
             return;
         };
+        if let Some(shard) = self.scope.config.items_shard()
+            && run.left_to_others > 0
+        {
+            self.lock().fail(Error::Sharded {
+                stage: node.path.clone(),
+                shard: shard.to_string(),
+                computed: run.computed,
+                left: run.computed + run.left_to_others,
+            });
+            return;
+        }
         let files = matches!(node.map.as_ref().map(|m| &m.source), Some(Source::Files(_)));
         let items: Vec<ListedItem> = run.items.into_iter().flatten().collect();
         let list = encode_items(files, &items);
