@@ -9,7 +9,7 @@
 use std::any::TypeId;
 use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use crate::Error;
@@ -332,12 +332,13 @@ impl<'a> Planner<'a> {
             node.output = Some(key);
             return;
         }
-        if let Some(output) = remembered_output(&key) {
+        let root = self.config.cache_dir();
+        if let Some(output) = remembered_output(root, &key) {
             node.output = Some(output);
             return;
         }
         if let Some((entry, found)) = self.store.lookup(&node.path, &key) {
-            remember_output(key, entry.blake3);
+            remember_output(root, key, entry.blake3);
             node.output = Some(entry.blake3);
             node.entry = Some((entry, found));
         }
@@ -350,7 +351,7 @@ pub(crate) const STACK_RED_ZONE: usize = 128 * 1024;
 pub(crate) const STACK_GROWTH: usize = 4 * 1024 * 1024;
 
 /// The stat index of a cache root, shared by every call in the process.
-fn stat_index(root: &std::path::Path) -> Arc<StatIndex> {
+fn stat_index(root: &Path) -> Arc<StatIndex> {
     static INDEXES: LazyLock<Mutex<HashMap<PathBuf, Arc<StatIndex>>>> =
         LazyLock::new(Mutex::default);
     let file = root.join("stat-index");
@@ -364,24 +365,29 @@ fn stat_index(root: &std::path::Path) -> Arc<StatIndex> {
     )
 }
 
-/// The output digests of entries this process has seen, by key.
+/// The output digests of the entries of each cache folder this process has seen, by key.
 ///
-/// A key names a stage, its code and everything its value was made from, so the digest of
-/// the value an entry of that key holds does not depend on where the entry is: a call
-/// that meets a key again derives its descendants' keys without reading its metadata.
-/// (Only a stage that is not a function of its key could give another digest, and then
-/// the next entry's digest replaces this one.)
-static OUTPUTS: LazyLock<Mutex<HashMap<Digest, Digest>>> = LazyLock::new(Mutex::default);
+/// A key names a stage, its code and everything its value was made from, so a call that
+/// meets a key again derives its descendants' keys without reading its metadata. (Only a
+/// stage that is not a function of its key could give another digest, and then the next
+/// entry's digest replaces this one.) Kept per cache folder, so that what a call can know
+/// depends on its cache only, not on what else the process ran.
+static OUTPUTS: LazyLock<Mutex<HashMap<PathBuf, HashMap<Digest, Digest>>>> =
+    LazyLock::new(Mutex::default);
 
-/// Entries remembered at most; beyond, the memory starts again empty.
+/// Entries remembered at most per folder; beyond, its memory starts again empty.
 const REMEMBERED: usize = 1 << 20;
 
-pub(crate) fn remembered_output(key: &Digest) -> Option<Digest> {
-    OUTPUTS.lock().ok()?.get(key).copied()
+pub(crate) fn remembered_output(root: &Path, key: &Digest) -> Option<Digest> {
+    OUTPUTS.lock().ok()?.get(root)?.get(key).copied()
 }
 
-pub(crate) fn remember_output(key: Digest, output: Digest) {
-    if let Ok(mut outputs) = OUTPUTS.lock() {
+pub(crate) fn remember_output(root: &Path, key: Digest, output: Digest) {
+    if let Ok(mut all) = OUTPUTS.lock() {
+        let outputs = match all.get_mut(root) {
+            Some(outputs) => outputs,
+            None => all.entry(root.to_path_buf()).or_default(),
+        };
         if outputs.len() >= REMEMBERED {
             outputs.clear();
         }
@@ -389,8 +395,10 @@ pub(crate) fn remember_output(key: Digest, output: Digest) {
     }
 }
 
-pub(crate) fn forget_output(key: &Digest) {
-    if let Ok(mut outputs) = OUTPUTS.lock() {
+pub(crate) fn forget_output(root: &Path, key: &Digest) {
+    if let Ok(mut all) = OUTPUTS.lock()
+        && let Some(outputs) = all.get_mut(root)
+    {
         outputs.remove(key);
     }
 }

@@ -31,7 +31,7 @@ impl Exec<'_> {
                     .downcast_ref::<std::io::Error>()
                     .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound);
                 if let Some(key) = st.keys[i] {
-                    forget_output(&key);
+                    forget_output(self.root(), &key);
                 }
                 let reason = if missing {
                     Reason::Removed
@@ -258,7 +258,7 @@ impl Exec<'_> {
         };
         st.outputs[i] = digest;
         if let Some(digest) = digest {
-            remember_output(key, digest);
+            remember_output(self.root(), key, digest);
             if st.nearest[i] == Some(digest) {
                 tracing::info!("recomputed, output unchanged");
                 self.unchanged(node, key);

@@ -210,7 +210,7 @@ impl Exec<'_> {
             Err(source) => return self.item_failed(i, &label, &source.to_string(), source),
         };
         if saved {
-            remember_output(key, entry.blake3);
+            remember_output(self.root(), key, entry.blake3);
             self.store.share(&entry);
         }
         // Small items, and items that could not be saved, travel in the list itself.
@@ -316,7 +316,7 @@ impl Exec<'_> {
         let mut st = self.lock();
         st.outputs[i] = digest;
         if let Some(digest) = digest {
-            remember_output(key, digest);
+            remember_output(self.root(), key, digest);
             if st.nearest[i] == Some(digest) {
                 self.unchanged(node, key);
             }
@@ -352,7 +352,7 @@ impl Exec<'_> {
                         .map_or(true, |m| m.len() != item.bytes)
             });
             if let Some(item) = missing {
-                forget_output(&entry.key);
+                forget_output(self.root(), &entry.key);
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     format!("item `{}` is missing", item.label),

@@ -226,6 +226,11 @@ enum Lookup {
 }
 
 impl Exec<'_> {
+    /// The cache folder of this call.
+    fn root(&self) -> &std::path::Path {
+        self.scope.config.cache_dir()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
