@@ -289,9 +289,17 @@ impl Exec<'_> {
         }
     }
 
+    /// An entry could not be saved: the first of a call is a warning, the others are
+    /// counted in one more at the end (a full disk fails every write after the first);
+    /// the run log has each.
     pub(super) fn not_saved(&self, st: &mut State, i: usize, message: &str) {
         let node = &self.nodes[i];
-        warn(message);
+        st.not_saved += 1;
+        if st.not_saved == 1 {
+            warn(message);
+        } else {
+            tracing::debug!("{message}");
+        }
         self.record(node, st.keys[i], Outcome::NotSaved(message.to_owned()));
     }
 

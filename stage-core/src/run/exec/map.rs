@@ -201,10 +201,12 @@ impl Exec<'_> {
         let (entry, payload, saved) = match written {
             Ok((entry, payload, Ok(()))) => (entry, payload, true),
             Ok((entry, payload, Err(error))) => {
-                crate::error::warn(&format!(
-                    "stage `{}`: item `{label}` not saved: {error}",
-                    node.path
-                ));
+                let message = format!(
+                    "stage `{}`: item `{label}` not saved in `{}`: {error}",
+                    node.path,
+                    self.store.local().item_dir(&node.path).display()
+                );
+                self.not_saved(&mut self.lock(), i, &message);
                 (entry, payload, false)
             }
             Err(source) => return self.item_failed(i, &label, &source.to_string(), source),

@@ -63,6 +63,13 @@ pub(crate) fn execute(
         exec.work();
     });
     exec.progress.finish();
+    let more = exec.lock().not_saved.saturating_sub(1);
+    if more > 0 {
+        crate::error::warn(&format!(
+            "{more} more entries of this call were not saved in `{}`",
+            scope.config.cache_dir().display()
+        ));
+    }
     let mut st = exec
         .state
         .into_inner()
@@ -136,6 +143,8 @@ struct State {
     unwritten: Vec<Option<(Value, Option<KeyLock>, u64)>>,
     /// Per-item stages being computed.
     maps: Vec<Option<map::MapRun>>,
+    /// Entries that could not be saved.
+    not_saved: usize,
     /// Stages resolving their key, and loads in flight: while there are any, a later
     /// decision may still need any value, so none is freed.
     undecided: usize,
@@ -170,6 +179,7 @@ impl State {
             unwritten: (0..n).map(|_| None).collect(),
             maps: (0..n).map(|_| None).collect(),
             undecided: 0,
+            not_saved: 0,
             error: None,
         }
     }
