@@ -21,7 +21,7 @@ pub use codec::{
     Arrow, Bincode, BincodeData, Codec, Damaged, Memory, Parquet, ParquetData, Payload,
     PayloadReader, Reads, Segments,
 };
-pub use config::{Config, ParquetCompression};
+pub use config::{Config, ParquetCompression, Remote, Upload};
 pub use error::{BoxError, Error};
 pub use key::{
     Ancestor, Change, Digest, FORMAT, Ingredients, Input, Named, Param as ParamPart,
@@ -33,10 +33,12 @@ pub use run::{
     StageInfo, State, TrackInfo, UsedKey, body_result, call, explain, graph, info_of, key, observe,
     output_is,
 };
+#[cfg(feature = "remote")]
+pub use store::RemoteStore;
 pub use store::{
-    Entry, Found, KeyLock, Layered, Listed, LocalStore, LockAttempt, META_SUFFIX, PayloadWriter,
-    Put, Store, StoreError, WriteError, decode_meta, encode_meta, meta_format, meta_name,
-    stage_folder, stage_of_folder,
+    Breaker, Entry, Found, KeyLock, Layered, Listed, LocalStore, LockAttempt, META_SUFFIX,
+    PayloadWriter, Put, ReadOnly, Store, StoreError, WriteError, decode_meta, encode_meta,
+    meta_format, meta_name, open_remote, stage_folder, stage_of_folder,
 };
 
 /// A stage compiled into this program, registered by `#[stage]`.

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
 use crate::key::Digest;
 use crate::run::plan::Node;
+use crate::store::Layered;
 
 /// The folder of run records, inside the cache root.
 pub const RUNS_DIR: &str = "runs";
@@ -51,11 +51,12 @@ pub struct UsedKey {
 }
 
 impl RunRecord {
-    /// Writes the record as a new file in `<root>/runs/` (atomically: temporary + rename).
+    /// Writes the record as a new file in `<root>/runs/` (atomically: temporary + rename),
+    /// and returns its name (`runs/<file>`).
     ///
     /// # Errors
     /// When the folder cannot be written.
-    pub fn write(&self, root: &Path) -> io::Result<()> {
+    pub fn write(&self, root: &Path) -> io::Result<String> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let dir = root.join(RUNS_DIR);
         fs::create_dir_all(&dir)?;
@@ -67,11 +68,11 @@ impl RunRecord {
         );
         let tmp = dir.join(format!(".tmp-{name}"));
         fs::write(&tmp, serde_json::to_vec(self).map_err(io::Error::other)?)?;
-        fs::rename(&tmp, dir.join(name))?;
+        fs::rename(&tmp, dir.join(&name))?;
         if n % 32 == 31 {
             prune(&dir);
         }
-        Ok(())
+        Ok(format!("{RUNS_DIR}/{name}"))
     }
 
     /// Every readable record in `root`, oldest first.
@@ -96,9 +97,10 @@ impl RunRecord {
     }
 }
 
-/// Notes the keys a call's pipeline used, for `stage gc`; a cache that cannot be written
-/// has already been warned about.
-pub(crate) fn record_run(config: &Config, nodes: &[Node], keys: &[Option<Digest>], root: usize) {
+/// Notes the keys a call's pipeline used, for `stage gc`, `stage pull` and missing raw
+/// inputs, locally and in the remote cache; a cache that cannot be written has already been
+/// warned about.
+pub(crate) fn record_run(store: &Layered, nodes: &[Node], keys: &[Option<Digest>], root: usize) {
     let used: Vec<UsedKey> = nodes
         .iter()
         .zip(keys)
@@ -130,8 +132,13 @@ pub(crate) fn record_run(config: &Config, nodes: &[Node], keys: &[Option<Digest>
         used,
         inputs,
     };
-    if let Err(e) = record.write(config.cache_dir()) {
-        tracing::debug!(error = %e, "run record not written");
+    match record.write(store.local().root()) {
+        Ok(name) => {
+            if let Ok(bytes) = serde_json::to_vec(&record) {
+                store.share_record(&name, bytes);
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "run record not written"),
     }
 }
 
