@@ -3,8 +3,8 @@
 #[doc(inline)]
 pub use stage_core::{
     BoxError, Change, Codec, Config, Digest, Error, Event, File, Graph, GraphNode, Outcome,
-    ParquetCompression, Payload, PayloadReader, Reads, Reason, RunLog, State, explain, observe,
-    stages,
+    ParquetCompression, Payload, PayloadReader, Reads, Reason, Remote, RunLog, State, Upload,
+    explain, observe, stages,
 };
 
 /// The graph of a call of `S` with `args`: every stage it reaches, with its key and whether
@@ -117,7 +117,10 @@ pub use stage_macros::track;
 /// running them.
 pub mod inspect {
     #[doc(inline)]
-    pub use stage_core::{Entry, Ingredients, LocalStore, Stage, StageInfo, StatIndex, key};
+    pub use stage_core::{
+        Entry, Ingredients, Listed, LocalStore, Stage, StageInfo, StatIndex, Store, StoreError,
+        key, open_remote,
+    };
 }
 
 /// The Arrow crate `stage` is built with, so user code needs no matching dependency.
