@@ -3,9 +3,8 @@
 //! when the binary exits (it watches its standard input, which closes then).
 
 use std::net::{SocketAddr, TcpListener};
-
-use stage::inspect::Store as _;
 use std::path::PathBuf;
+
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};

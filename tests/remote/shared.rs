@@ -1,7 +1,5 @@
 //! Two machines, one bucket.
 
-use stage::inspect::Store as _;
-
 use crate::{expected, offline, on, remote, report, sorted};
 
 #[test]

@@ -659,6 +659,12 @@ impl Exec<'_> {
                 return;
             }
         }
+        if let Some(path) = node.missing.first() {
+            let mut st = self.lock();
+            self.release_inputs(&mut st, i);
+            st.fail(missing_input(node, path));
+            return;
+        }
         let inputs: Option<Vec<Value>> = {
             let st = self.lock();
             node.ancestors
@@ -853,6 +859,19 @@ impl Exec<'_> {
                 event.key = key;
             }
         });
+    }
+}
+
+/// A stage that has to run while one of its raw inputs is missing (allow-missing).
+fn missing_input(node: &Node, path: &std::path::Path) -> Error {
+    Error::Input {
+        stage: node.path.clone(),
+        path: path.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the input is missing, and no cache has the result of this stage for the content \
+             the latest run recorded for it (STAGE_ALLOW_MISSING)",
+        ),
     }
 }
 

@@ -16,6 +16,7 @@ use crate::Error;
 use crate::config::Config;
 use crate::key::{Ancestor, Digest, FORMAT, Ingredients, Input, Named, StatIndex};
 use crate::run::info::{StageInfo, tracked_closure};
+use crate::run::record;
 use crate::run::stage::{Call, CodecInfo, Dep, Params, Plan};
 use crate::store::{Entry, Found, Layered};
 
@@ -31,6 +32,8 @@ pub(crate) struct Node {
     pub(crate) ancestors: Vec<usize>,
     /// The raw inputs' resolved paths, in attribute order.
     pub(crate) raw: Vec<PathBuf>,
+    /// Raw inputs that are missing, keyed by the hash a run recorded (allow-missing).
+    pub(crate) missing: Vec<PathBuf>,
     /// The key, when every ancestor's output is known.
     pub(crate) key: Option<Digest>,
     /// What this node's descendants' keys take from it, when known: the blake3 of its
@@ -120,7 +123,7 @@ impl<'a> Planner<'a> {
         });
         self.stack.pop();
         self.on_stack.remove(&identity);
-        let (ancestor_ids, ancestors, inputs, raw) = deps?;
+        let (ancestor_ids, ancestors, inputs, (raw, missing)) = deps?;
         let codec = call.codec(self.config);
         let ingredients = Ingredients {
             format: FORMAT,
@@ -150,6 +153,7 @@ impl<'a> Planner<'a> {
             ingredients,
             ancestors: ancestor_ids,
             raw,
+            missing,
             key,
             output: None,
             entry: None,
@@ -166,8 +170,9 @@ impl<'a> Planner<'a> {
         &mut self,
         info: &'static StageInfo,
         deps: Vec<Dep>,
-    ) -> Result<(Vec<usize>, Vec<Ancestor>, Vec<Input>, Vec<PathBuf>), Error> {
+    ) -> Result<(Vec<usize>, Vec<Ancestor>, Vec<Input>, (Vec<PathBuf>, Vec<PathBuf>)), Error> {
         let (mut ids, mut ancestors, mut inputs, mut raw) = (vec![], vec![], vec![], vec![]);
+        let mut missing = vec![];
         for dep in deps {
             match dep {
                 Dep::Ancestor { param, call } => {
@@ -184,21 +189,32 @@ impl<'a> Planner<'a> {
                 }
                 Dep::Raw { param, path } => {
                     let resolved = self.config.resolve_input(path.as_ref());
-                    let hash = self.index.hash(&resolved).map_err(|source| Error::Input {
-                        stage: info.path(),
-                        path: resolved.clone(),
-                        source,
-                    })?;
+                    let hash = match self.index.hash(&resolved) {
+                        Ok(hash) => Digest::from(hash),
+                        Err(source) => match record::missing_input(self.config, self.store, path, &source) {
+                            Some(hash) => {
+                                missing.push(resolved.clone());
+                                hash
+                            }
+                            None => {
+                                return Err(Error::Input {
+                                    stage: info.path(),
+                                    path: resolved,
+                                    source,
+                                });
+                            }
+                        },
+                    };
                     inputs.push(Input {
                         param: param.to_owned(),
                         path: path.to_owned(),
-                        hash: Digest::from(hash),
+                        hash,
                     });
                     raw.push(resolved);
                 }
             }
         }
-        Ok((ids, ancestors, inputs, raw))
+        Ok((ids, ancestors, inputs, (raw, missing)))
     }
 
     /// Fills in what the node's descendants will take from it, where the plan can know it:

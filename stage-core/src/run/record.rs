@@ -4,10 +4,13 @@
 use std::fs;
 use std::io;
 use std::path::Path;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Config;
 use crate::key::Digest;
 use crate::run::plan::Node;
 use crate::store::Layered;
@@ -140,6 +143,56 @@ pub(crate) fn record_run(store: &Layered, nodes: &[Node], keys: &[Option<Digest>
         }
         Err(e) => tracing::debug!(error = %e, "run record not written"),
     }
+}
+
+/// The content hash recorded for the raw input written `path` by the latest run that read
+/// it (local records, else the remote cache's), when `config` allows missing inputs and
+/// `error` says the input is missing; warns once per path.
+pub(crate) fn missing_input(
+    config: &Config,
+    store: &Layered,
+    path: &str,
+    error: &io::Error,
+) -> Option<Digest> {
+    if !config.allows_missing() || error.kind() != io::ErrorKind::NotFound {
+        return None;
+    }
+    let hash = recorded(store, path)?;
+    static SAID: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Mutex::default);
+    if SAID.lock().is_ok_and(|mut said| said.insert(path.to_owned())) {
+        crate::error::warn(&format!(
+            "raw input `{path}` is missing: keyed by the content the latest run recorded \
+             for it ({}), as STAGE_ALLOW_MISSING asks",
+            hash.short()
+        ));
+    }
+    Some(hash)
+}
+
+/// Remote records read at most when looking for an input's hash.
+const REMOTE_RECORDS: usize = 32;
+
+fn recorded(store: &Layered, path: &str) -> Option<Digest> {
+    let in_record = |record: &RunRecord| {
+        record
+            .inputs
+            .iter()
+            .find(|input| input.path == path)
+            .map(|input| input.hash)
+    };
+    let local = RunRecord::read_all(store.local().root());
+    if let Some(hash) = local.iter().rev().find_map(|(_, r)| in_record(r)) {
+        return Some(hash);
+    }
+    let remote = store.remote()?;
+    let mut names = remote.list_records(&format!("{RUNS_DIR}/")).ok()?;
+    names.sort_unstable_by(|a, b| b.cmp(a));
+    names
+        .iter()
+        .take(REMOTE_RECORDS)
+        .filter_map(|name| remote.get_record(name).ok().flatten())
+        .filter_map(|bytes| serde_json::from_slice::<RunRecord>(&bytes).ok())
+        .find_map(|r| in_record(&r))
 }
 
 /// Records kept at most; older ones are removed now and then.
