@@ -16,7 +16,10 @@ fn entry(store: &dyn Store, n: u64) -> Entry {
 }
 
 fn object(entry: &Entry, name: &str) -> String {
-    format!("{}/{name}", stage::inspect::Entry::stage(entry).replace("::", "."))
+    format!(
+        "{}/{name}",
+        stage::inspect::Entry::stage(entry).replace("::", ".")
+    )
 }
 
 /// Damages the remote `squares(50)` entry with `damage`, then checks that a fresh machine
@@ -39,7 +42,11 @@ fn check(name: &str, damage: impl FnOnce(&dyn Store, &Entry, &Entry)) {
     assert!(log.computed().contains(&"squares"), "{name}: {log}");
     let (value, log) = offline(b.path(), || report(50));
     assert_eq!(value.unwrap(), expected(50), "{name}");
-    assert_eq!(log.computed(), ["report"], "{name}: the local entry is whole");
+    assert_eq!(
+        log.computed(),
+        ["report"],
+        "{name}: the local entry is whole"
+    );
 }
 
 #[test]
@@ -79,7 +86,10 @@ fn swapped_metadata_is_a_miss() {
         let meta = stage::inspect::Entry::clone(fifty_one);
         let bytes = stage_meta(&meta);
         store
-            .put_record(&object(fifty, &format!("{}.meta.json", fifty.key.to_hex())), &bytes)
+            .put_record(
+                &object(fifty, &format!("{}.meta.json", fifty.key.to_hex())),
+                &bytes,
+            )
             .unwrap();
     });
 }

@@ -17,7 +17,11 @@ fn a_second_machine_computes_nothing_and_gets_the_same_values() {
 
     let (value, log) = on(b.path(), &remote, || report(50));
     assert_eq!(value.unwrap(), expected(50));
-    assert_eq!(log.computed(), ["report"], "only the memory-only stage runs");
+    assert_eq!(
+        log.computed(),
+        ["report"],
+        "only the memory-only stage runs"
+    );
     assert_eq!(sorted(log.loaded()), ["squares", "table"]);
 
     // What came from the remote is kept locally: offline, the second machine still hits.
@@ -53,7 +57,10 @@ fn background_uploads_reach_the_remote() {
     let store = stage::inspect::open_remote(&remote).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while store.list(None).unwrap().iter().filter(|l| l.meta).count() < 3 {
-        assert!(std::time::Instant::now() < deadline, "uploads never arrived");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "uploads never arrived"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let (value, log) = on(b.path(), &remote, || report(12));

@@ -170,7 +170,15 @@ impl<'a> Planner<'a> {
         &mut self,
         info: &'static StageInfo,
         deps: Vec<Dep>,
-    ) -> Result<(Vec<usize>, Vec<Ancestor>, Vec<Input>, (Vec<PathBuf>, Vec<PathBuf>)), Error> {
+    ) -> Result<
+        (
+            Vec<usize>,
+            Vec<Ancestor>,
+            Vec<Input>,
+            (Vec<PathBuf>, Vec<PathBuf>),
+        ),
+        Error,
+    > {
         let (mut ids, mut ancestors, mut inputs, mut raw) = (vec![], vec![], vec![], vec![]);
         let mut missing = vec![];
         for dep in deps {
@@ -191,19 +199,21 @@ impl<'a> Planner<'a> {
                     let resolved = self.config.resolve_input(path.as_ref());
                     let hash = match self.index.hash(&resolved) {
                         Ok(hash) => Digest::from(hash),
-                        Err(source) => match record::missing_input(self.config, self.store, path, &source) {
-                            Some(hash) => {
-                                missing.push(resolved.clone());
-                                hash
+                        Err(source) => {
+                            match record::missing_input(self.config, self.store, path, &source) {
+                                Some(hash) => {
+                                    missing.push(resolved.clone());
+                                    hash
+                                }
+                                None => {
+                                    return Err(Error::Input {
+                                        stage: info.path(),
+                                        path: resolved,
+                                        source,
+                                    });
+                                }
                             }
-                            None => {
-                                return Err(Error::Input {
-                                    stage: info.path(),
-                                    path: resolved,
-                                    source,
-                                });
-                            }
-                        },
+                        }
                     };
                     inputs.push(Input {
                         param: param.to_owned(),

@@ -1,10 +1,10 @@
 //! A record of each call: which keys its pipeline used. `stage gc` keeps what the latest
 //! runs used and removes the rest.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::Path;
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 
@@ -159,7 +159,10 @@ pub(crate) fn missing_input(
     }
     let hash = recorded(store, path)?;
     static SAID: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Mutex::default);
-    if SAID.lock().is_ok_and(|mut said| said.insert(path.to_owned())) {
+    if SAID
+        .lock()
+        .is_ok_and(|mut said| said.insert(path.to_owned()))
+    {
         crate::error::warn(&format!(
             "raw input `{path}` is missing: keyed by the content the latest run recorded \
              for it ({}), as STAGE_ALLOW_MISSING asks",
