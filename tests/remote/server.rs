@@ -43,7 +43,14 @@ fn weed() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os("STAGE_TEST_WEED") {
         return Ok(PathBuf::from(path));
     }
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/s3-server");
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let script = [
+        manifest.join(".ci/s3-server"),
+        manifest.join("../.ci/s3-server"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .ok_or("no .ci/s3-server script")?;
     let out = Command::new("bash")
         .arg(&script)
         .stderr(Stdio::inherit())
