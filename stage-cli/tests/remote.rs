@@ -276,3 +276,68 @@ fn gc_of_the_local_cache_keeps_what_descendants_need() {
     assert_eq!(value.unwrap(), expected(8));
     assert_eq!(log.computed(), ["total"], "base is not recomputed: {log}");
 }
+
+#[test]
+fn status_of_ten_thousand_entries_lists_in_pages() {
+    let Some((server, url, remote)) = prefix("many") else {
+        return;
+    };
+    let store = stage::inspect::open_remote(&remote).unwrap();
+    let meta = {
+        let dir = tempfile::tempdir().unwrap();
+        offline(dir.path(), || base(1)).0.unwrap();
+        let folder = dir.path().join("remote.base");
+        let name = std::fs::read_dir(&folder)
+            .unwrap()
+            .filter_map(Result::ok)
+            .find(|f| f.file_name().to_string_lossy().ends_with(".meta.json"))
+            .unwrap();
+        std::fs::read(name.path()).unwrap()
+    };
+    // Listing reads names only: the objects' content does not matter here.
+    let started = std::time::Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= 10_000 {
+                        break;
+                    }
+                    let key = stage::Digest::of(&i.to_le_bytes()).to_hex();
+                    let folder = format!("remote.s{}", i % 10);
+                    store
+                        .put_record(&format!("{folder}/{key}.meta.json"), &meta)
+                        .unwrap();
+                    store
+                        .put_record(&format!("{folder}/{key}.bin"), b"x")
+                        .unwrap();
+                }
+            });
+        }
+    });
+    eprintln!(
+        "20,000 objects written in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let proxy = proxy::Proxy::start(server.addr);
+    let empty = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = stage_cmd(empty.path(), &proxy.endpoint, &url, &["status", "--remote"]);
+    let took = started.elapsed();
+    let text = stdout(&out);
+    assert!(text.lines().last().unwrap().contains("10000"), "{text}");
+    let lists = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.contains("list-type=2"))
+        .count();
+    let all = proxy.requests().len();
+    eprintln!(
+        "status --remote of 10,000 entries: {lists} LIST requests, {all} in all, {:.2} s",
+        took.as_secs_f64()
+    );
+    assert!(lists <= 10, "{lists} LIST requests");
+    assert_eq!(all, lists, "{:?}", proxy.requests());
+}

@@ -6,6 +6,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use object_store::ObjectStore;
+use object_store::list::PaginatedListStore;
 use object_store::memory::InMemory;
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
@@ -35,11 +36,11 @@ pub(crate) fn open(remote: &Remote) -> Result<Arc<dyn Store>, StoreError> {
     if let Some(store) = open.get(remote) {
         return Ok(Arc::clone(store));
     }
-    let (small, bulk, prefix) = build(remote).map_err(|source| StoreError::Unavailable {
+    let (stores, prefix) = build(remote).map_err(|source| StoreError::Unavailable {
         location: display_url(remote.url()),
         source: source.into(),
     })?;
-    let store = RemoteStore::new(small, bulk, &prefix, display_url(remote.url()));
+    let store = RemoteStore::new(stores, &prefix, display_url(remote.url()));
     let store: Arc<dyn Store> = if remote.is_read_only() {
         Arc::new(Breaker::new(ReadOnly::new(store)))
     } else {
@@ -49,10 +50,28 @@ pub(crate) fn open(remote: &Remote) -> Result<Arc<dyn Store>, StoreError> {
     Ok(store)
 }
 
-type Built = (Arc<dyn ObjectStore>, Arc<dyn ObjectStore>, String);
+/// The object store of a remote, made twice with other timeouts.
+pub(super) struct Stores {
+    /// For metadata, listings and records.
+    pub(super) small: Arc<dyn ObjectStore>,
+    /// For payloads.
+    pub(super) bulk: Arc<dyn ObjectStore>,
+    /// The small one, for listings in large pages, where the store can.
+    pub(super) pages: Option<Arc<dyn PaginatedListStore>>,
+}
+
+impl Stores {
+    fn one(store: Arc<dyn ObjectStore>) -> Stores {
+        Stores {
+            small: Arc::clone(&store),
+            bulk: store,
+            pages: None,
+        }
+    }
+}
 
 /// The object stores for small requests and for payloads, and the prefix.
-fn build(remote: &Remote) -> Result<Built, String> {
+fn build(remote: &Remote) -> Result<(Stores, String), String> {
     let url = remote.url();
     let (scheme, rest) = url.split_once("://").ok_or_else(|| {
         format!(
@@ -62,10 +81,7 @@ fn build(remote: &Remote) -> Result<Built, String> {
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     let prefix = prefix.trim_matches('/').to_owned();
     match scheme {
-        "memory" => {
-            let store = memory(bucket);
-            Ok((Arc::clone(&store), store, prefix))
-        }
+        "memory" => Ok((Stores::one(memory(bucket)), prefix)),
         "file" => {
             let root = format!("/{}", rest.trim_start_matches('/'));
             std::fs::create_dir_all(&root).map_err(|e| format!("`{root}`: {e}"))?;
@@ -73,13 +89,11 @@ fn build(remote: &Remote) -> Result<Built, String> {
                 object_store::local::LocalFileSystem::new_with_prefix(&root)
                     .map_err(|e| e.to_string())?,
             );
-            Ok((Arc::clone(&store), store, String::new()))
+            Ok((Stores::one(store), String::new()))
         }
-        "s3" | "s3a" => cloud::s3(remote, bucket).map(|(s, b)| (s, b, prefix)),
-        "gs" => cloud::gcs(remote, bucket).map(|(s, b)| (s, b, prefix)),
-        "az" | "azure" | "abfs" | "abfss" => {
-            cloud::azure(remote, bucket).map(|(s, b)| (s, b, prefix))
-        }
+        "s3" | "s3a" => cloud::s3(remote, bucket).map(|s| (s, prefix)),
+        "gs" => cloud::gcs(remote, bucket).map(|s| (s, prefix)),
+        "az" | "azure" | "abfs" | "abfss" => cloud::azure(remote, bucket).map(|s| (s, prefix)),
         other => Err(format!(
             "`{other}://` is not a remote cache this build knows: expected one of s3://, gs://, az://, file://, memory://"
         )),
@@ -165,17 +179,15 @@ fn options<K: std::str::FromStr>(remote: &Remote) -> Result<Vec<(K, String)>, St
 
 /// The cloud stores, each behind its feature.
 mod cloud {
-    use super::{Arc, ObjectStore, Remote};
-
-    type Pair = (Arc<dyn ObjectStore>, Arc<dyn ObjectStore>);
+    use super::{Remote, Stores};
 
     /// A builder with our defaults, then the environment, then the remote's options; once
     /// for small requests and once for payloads.
     macro_rules! build {
-        ($remote:expr, $bucket:expr, $builder:ty, $key:ty, $env:literal, $with_bucket:ident) => {{
+        ($remote:expr, $bucket:expr, $builder:ty, $store:ty, $key:ty, $env:literal, $with_bucket:ident) => {{
             let explicit = super::options::<$key>($remote)?;
             let env = super::from_env::<$key>($env);
-            let make = |small: bool| -> Result<Arc<dyn ObjectStore>, String> {
+            let make = |small: bool| -> Result<std::sync::Arc<$store>, String> {
                 let mut builder = <$builder>::new()
                     .$with_bucket($bucket)
                     .with_client_options(super::client_options(small))
@@ -183,19 +195,27 @@ mod cloud {
                 for (k, v) in env.iter().chain(&explicit) {
                     builder = builder.with_config(k.clone(), v.clone());
                 }
-                Ok(Arc::new(builder.build().map_err(|e| e.to_string())?))
+                Ok(std::sync::Arc::new(
+                    builder.build().map_err(|e| e.to_string())?,
+                ))
             };
-            Ok((make(true)?, make(false)?))
+            let small = make(true)?;
+            Ok(Stores {
+                small: small.clone(),
+                bulk: make(false)?,
+                pages: Some(small),
+            })
         }};
     }
 
     #[cfg(feature = "aws")]
-    pub(super) fn s3(remote: &Remote, bucket: &str) -> Result<Pair, String> {
-        use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+    pub(super) fn s3(remote: &Remote, bucket: &str) -> Result<Stores, String> {
+        use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
         build!(
             remote,
             bucket,
             AmazonS3Builder,
+            AmazonS3,
             AmazonS3ConfigKey,
             "AWS_",
             with_bucket_name
@@ -203,12 +223,13 @@ mod cloud {
     }
 
     #[cfg(feature = "gcp")]
-    pub(super) fn gcs(remote: &Remote, bucket: &str) -> Result<Pair, String> {
-        use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+    pub(super) fn gcs(remote: &Remote, bucket: &str) -> Result<Stores, String> {
+        use object_store::gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder, GoogleConfigKey};
         build!(
             remote,
             bucket,
             GoogleCloudStorageBuilder,
+            GoogleCloudStorage,
             GoogleConfigKey,
             "GOOGLE_",
             with_bucket_name
@@ -216,12 +237,13 @@ mod cloud {
     }
 
     #[cfg(feature = "azure")]
-    pub(super) fn azure(remote: &Remote, container: &str) -> Result<Pair, String> {
-        use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+    pub(super) fn azure(remote: &Remote, container: &str) -> Result<Stores, String> {
+        use object_store::azure::{AzureConfigKey, MicrosoftAzure, MicrosoftAzureBuilder};
         build!(
             remote,
             container,
             MicrosoftAzureBuilder,
+            MicrosoftAzure,
             AzureConfigKey,
             "AZURE_",
             with_container_name
@@ -229,17 +251,17 @@ mod cloud {
     }
 
     #[cfg(not(feature = "aws"))]
-    pub(super) fn s3(_: &Remote, _: &str) -> Result<Pair, String> {
+    pub(super) fn s3(_: &Remote, _: &str) -> Result<Stores, String> {
         Err(missing("s3://", "aws"))
     }
 
     #[cfg(not(feature = "gcp"))]
-    pub(super) fn gcs(_: &Remote, _: &str) -> Result<Pair, String> {
+    pub(super) fn gcs(_: &Remote, _: &str) -> Result<Stores, String> {
         Err(missing("gs://", "gcp"))
     }
 
     #[cfg(not(feature = "azure"))]
-    pub(super) fn azure(_: &Remote, _: &str) -> Result<Pair, String> {
+    pub(super) fn azure(_: &Remote, _: &str) -> Result<Stores, String> {
         Err(missing("az://", "azure"))
     }
 
