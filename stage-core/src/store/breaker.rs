@@ -125,3 +125,78 @@ impl<S: Store> Store for Breaker<S> {
         self.reads.get().cloned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A store that cannot be reached, counting the requests it is sent.
+    #[derive(Debug, Default)]
+    struct Down(AtomicUsize);
+
+    impl Down {
+        fn fail<T>(&self) -> Result<T, StoreError> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Err(StoreError::Unavailable {
+                location: "down".into(),
+                source: "connection refused".into(),
+            })
+        }
+    }
+
+    impl Store for Down {
+        fn location(&self) -> String {
+            "down".into()
+        }
+        fn lookup(&self, _: &str, _: &Digest) -> Result<Option<Entry>, StoreError> {
+            self.fail()
+        }
+        fn read(&self, _: &Entry) -> Result<Bytes, StoreError> {
+            self.fail()
+        }
+        fn put(&self, _: &Entry, _: &Path) -> Result<Put, StoreError> {
+            self.fail()
+        }
+        fn list(&self, _: Option<&str>) -> Result<Vec<Listed>, StoreError> {
+            self.fail()
+        }
+        fn remove(&self, _: &str, _: &Digest, _: bool) -> Result<(), StoreError> {
+            self.fail()
+        }
+        fn get_record(&self, _: &str) -> Result<Option<Bytes>, StoreError> {
+            self.fail()
+        }
+        fn put_record(&self, _: &str, _: &[u8]) -> Result<(), StoreError> {
+            self.fail()
+        }
+        fn list_records(&self, _: &str) -> Result<Vec<String>, StoreError> {
+            self.fail()
+        }
+    }
+
+    #[test]
+    fn a_failed_read_stops_every_later_request() {
+        let breaker = Breaker::new(Down::default());
+        assert!(breaker.failure().is_none());
+        for _ in 0..10 {
+            assert!(breaker.lookup("s", &Digest::of(b"k")).is_err());
+            assert!(breaker.put_record("r", b"").is_err());
+        }
+        assert_eq!(breaker.inner.0.load(Ordering::Relaxed), 1);
+        assert!(breaker.failure().is_some_and(|why| why.contains("refused")));
+    }
+
+    #[test]
+    fn a_failed_write_stops_writes_only() {
+        let breaker = Breaker::new(Down::default());
+        for _ in 0..10 {
+            assert!(breaker.put_record("r", b"").is_err());
+        }
+        assert_eq!(breaker.inner.0.load(Ordering::Relaxed), 1);
+        assert!(breaker.failure().is_none());
+        assert!(breaker.get_record("r").is_err());
+        assert_eq!(breaker.inner.0.load(Ordering::Relaxed), 2);
+    }
+}

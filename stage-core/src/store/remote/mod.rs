@@ -458,3 +458,6 @@ impl Store for RemoteStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -142,7 +142,7 @@ fn retry() -> RetryConfig {
 }
 
 /// The URL without anything that could be a secret (a user or a query).
-fn display_url(url: &str) -> String {
+pub(super) fn display_url(url: &str) -> String {
     let url = url.split(['?', '#']).next().unwrap_or(url);
     match url.split_once("://") {
         Some((scheme, rest)) => {
