@@ -146,7 +146,7 @@ fn main() -> ExitCode {
             remote::open(url).and_then(|r| remote::push(&root, &*r, latest))
         }
         Command::Pull { stage } => {
-            remote::open(url).and_then(|r| remote::pull(&root, r, stage.as_deref()))
+            remote::open(url).and_then(|r| remote::pull(&root, &r, stage.as_deref()))
         }
         Command::Status { remote: _ } => remote::open(url).and_then(|r| remote::status(&root, &*r)),
     };

@@ -157,11 +157,11 @@ fn latest_run(root: &Path, remote: &dyn Store) -> Result<Option<RunRecord>, Stri
     })
 }
 
-pub fn pull(root: &Path, remote: Arc<dyn Store>, stage: Option<&str>) -> Result<ExitCode, String> {
-    let layered = Layered::new(LocalStore::new(root)).with_remote(Arc::clone(&remote));
+pub fn pull(root: &Path, remote: &Arc<dyn Store>, stage: Option<&str>) -> Result<ExitCode, String> {
+    let layered = Layered::new(LocalStore::new(root)).with_remote(Arc::clone(remote));
     let wanted: Vec<(String, Digest)> = match stage {
         None => {
-            let run = latest_run(root, &*remote)?
+            let run = latest_run(root, &**remote)?
                 .ok_or("no run record, locally or in the remote cache: give a stage to pull")?;
             run.used.into_iter().map(|u| (u.stage, u.key)).collect()
         }

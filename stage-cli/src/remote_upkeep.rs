@@ -15,12 +15,12 @@ use crate::upkeep::{GcOptions, protected};
 /// Run records read at most from the remote cache.
 const RECORDS: usize = 256;
 
-pub fn verify(remote: &dyn Store, remove: bool) -> Result<ExitCode, String> {
-    let listed = remote.list(None).map_err(|e| e.to_string())?;
+pub fn verify(store: &dyn Store, remove: bool) -> Result<ExitCode, String> {
+    let listed = store.list(None).map_err(|e| e.to_string())?;
     let bad: Mutex<Vec<(String, Digest, bool)>> = Mutex::default();
     let collected = Mutex::new(0usize);
     each(&listed, |l| {
-        let verdict = check(remote, l);
+        let verdict = check(store, l);
         match verdict {
             Verdict::Good => {}
             Verdict::Collected => *collected.lock().unwrap() += 1,
@@ -39,7 +39,7 @@ pub fn verify(remote: &dyn Store, remove: bool) -> Result<ExitCode, String> {
     );
     if remove {
         for (stage, key, whole) in &bad {
-            remote
+            store
                 .remove(stage, key, *whole)
                 .map_err(|e| e.to_string())?;
         }
@@ -60,11 +60,11 @@ enum Verdict {
     Bad(String, bool),
 }
 
-fn check(remote: &dyn Store, l: &Listed) -> Verdict {
+fn check(store: &dyn Store, l: &Listed) -> Verdict {
     if !l.meta {
         return Verdict::Bad("a payload without metadata".into(), true);
     }
-    let entry = match remote.lookup(&l.stage, &l.key) {
+    let entry = match store.lookup(&l.stage, &l.key) {
         Ok(Some(entry)) => entry,
         Ok(None) => return Verdict::Bad("metadata of another format".into(), true),
         Err(e) => return Verdict::Bad(e.to_string(), true),
@@ -72,21 +72,21 @@ fn check(remote: &dyn Store, l: &Listed) -> Verdict {
     if l.payload_bytes.is_none() {
         return Verdict::Collected;
     }
-    match remote.read_into(&entry, &mut std::io::sink()) {
+    match store.read_into(&entry, &mut std::io::sink()) {
         Ok(()) => Verdict::Good,
         Err(e @ StoreError::Damaged(_)) => Verdict::Bad(e.to_string(), false),
         Err(e) => Verdict::Bad(format!("payload unreadable ({e})"), false),
     }
 }
 
-pub fn gc(remote: &dyn Store, options: &GcOptions) -> Result<ExitCode, String> {
-    let listed: Vec<Listed> = remote
+pub fn gc(store: &dyn Store, options: &GcOptions) -> Result<ExitCode, String> {
+    let listed: Vec<Listed> = store
         .list(None)
         .map_err(|e| e.to_string())?
         .into_iter()
         .filter(|l| l.meta)
         .collect();
-    let runs = records(remote)?;
+    let runs = records(store)?;
     let keep_by_runs = kept_by_runs(&runs, options.keep_last.max(1));
     let mut remove: Vec<&Listed> = Vec::new();
     let mut survivors: Vec<&Listed> = Vec::new();
@@ -115,14 +115,14 @@ pub fn gc(remote: &dyn Store, options: &GcOptions) -> Result<ExitCode, String> {
     }
     let kept: Vec<Entry> = survivors
         .iter()
-        .filter_map(|l| remote.lookup(&l.stage, &l.key).ok().flatten())
+        .filter_map(|l| store.lookup(&l.stage, &l.key).ok().flatten())
         .collect();
     let known: HashMap<Digest, &Entry> = kept.iter().map(|e| (e.key, e)).collect();
     let keep_meta = protected(&kept, |stage, key| {
         known
             .get(key)
             .map(|e| (*e).clone())
-            .or_else(|| remote.lookup(stage, key).ok().flatten())
+            .or_else(|| store.lookup(stage, key).ok().flatten())
     });
     let verb = if options.dry_run {
         "would remove"
@@ -141,7 +141,7 @@ pub fn gc(remote: &dyn Store, options: &GcOptions) -> Result<ExitCode, String> {
             size(l.payload_bytes.unwrap_or(0))
         );
         if !options.dry_run {
-            remote
+            store
                 .remove(&l.stage, &l.key, whole)
                 .map_err(|e| e.to_string())?;
         }
@@ -151,21 +151,21 @@ pub fn gc(remote: &dyn Store, options: &GcOptions) -> Result<ExitCode, String> {
         listed.len() - remove.len(),
         remove.len(),
         size(freed),
-        remote.location()
+        store.location()
     );
     Ok(ExitCode::SUCCESS)
 }
 
 /// The remote cache's latest run records.
-fn records(remote: &dyn Store) -> Result<Vec<RunRecord>, String> {
-    let mut names = remote
+fn records(store: &dyn Store) -> Result<Vec<RunRecord>, String> {
+    let mut names = store
         .list_records(&format!("{RUNS_DIR}/"))
         .map_err(|e| e.to_string())?;
     names.sort_unstable();
     let start = names.len().saturating_sub(RECORDS);
     let mut runs: Vec<RunRecord> = names[start..]
         .iter()
-        .filter_map(|n| remote.get_record(n).ok().flatten())
+        .filter_map(|n| store.get_record(n).ok().flatten())
         .filter_map(|b| serde_json::from_slice(&b).ok())
         .collect();
     runs.sort_by_key(|r| r.time_ms);

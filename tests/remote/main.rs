@@ -1,4 +1,4 @@
-//! The team cache against a real S3 server (SeaweedFS on 127.0.0.1, started by the tests):
+//! The team cache against a real S3 server (`SeaweedFS` on 127.0.0.1, started by the tests):
 //! two machines sharing results, damaged objects, a race on one key, faults between client
 //! and server, a read-only CI, and results without the raw data.
 //!

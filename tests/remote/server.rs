@@ -1,4 +1,4 @@
-//! A real S3 server on 127.0.0.1 for this test binary: SeaweedFS, installed by
+//! A real S3 server on 127.0.0.1 for this test binary: `SeaweedFS`, installed by
 //! `.ci/s3-server` (or found at `STAGE_TEST_WEED`), started once on free ports and stopped
 //! when the binary exits (it watches its standard input, which closes then).
 
@@ -176,6 +176,7 @@ pub fn unique(name: &str) -> String {
 }
 
 /// The server's environment for a `stage` command run against it.
+#[allow(dead_code, reason = "used by the command's tests")]
 pub fn env_for(endpoint: &str) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_ENDPOINT", endpoint.to_owned()),

@@ -154,11 +154,11 @@ pub(crate) fn missing_input(
     path: &str,
     error: &io::Error,
 ) -> Option<Digest> {
+    static SAID: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Mutex::default);
     if !config.allows_missing() || error.kind() != io::ErrorKind::NotFound {
         return None;
     }
     let hash = recorded(store, path)?;
-    static SAID: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Mutex::default);
     if SAID
         .lock()
         .is_ok_and(|mut said| said.insert(path.to_owned()))

@@ -8,6 +8,8 @@
 //! payload is uploaded before its metadata, and the metadata is created with a
 //! conditional put, so an entry that exists is never replaced.
 
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+mod cloud;
 mod open;
 mod runtime;
 
