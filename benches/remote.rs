@@ -100,12 +100,19 @@ fn main() {
     let silent = {
         let proxy = proxy::Proxy::start(server.addr);
         proxy.set(proxy::Fault::Stall);
-        measure(&csv, |p| Some(server::remote_at(&proxy.endpoint, p)), nothing)
+        measure(
+            &csv,
+            |p| Some(server::remote_at(&proxy.endpoint, p)),
+            nothing,
+        )
     };
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("W1 ({} rows), medians of {RUNS} calls", w1::ROWS);
-    println!("cold, no remote                  {:>8.1} ms", ms(cold_local));
+    println!(
+        "cold, no remote                  {:>8.1} ms",
+        ms(cold_local)
+    );
     println!(
         "cold, uploads waited for         {:>8.1} ms  (+{:.1} ms)",
         ms(cold_upload),
@@ -116,7 +123,10 @@ fn main() {
         ms(cold_background),
         ms(cold_background) - ms(cold_local)
     );
-    println!("warm, local                      {:>8.1} ms", ms(warm_local));
+    println!(
+        "warm, local                      {:>8.1} ms",
+        ms(warm_local)
+    );
     println!(
         "warm from the remote, empty local {:>7.1} ms",
         ms(warm_remote)

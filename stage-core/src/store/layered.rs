@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::uploads::{self, Pending, Upload};
@@ -32,6 +33,8 @@ pub struct Layered {
     upload: UploadMode,
     required: bool,
     pending: Arc<Pending>,
+    /// Whether this call uploads entries: its run record is then waited for too.
+    uploads_entries: Arc<AtomicBool>,
     /// Entries this call found missing in the remote store: not asked for twice.
     misses: Arc<Mutex<HashSet<(String, Digest)>>>,
 }
@@ -55,6 +58,7 @@ impl Layered {
             upload: UploadMode::Wait,
             required: false,
             pending: Arc::default(),
+            uploads_entries: Arc::default(),
             misses: Arc::default(),
         }
     }
@@ -174,18 +178,26 @@ impl Layered {
                 entry: Box::new(entry.clone()),
                 payload: self.local.payload_path(entry),
             };
+            self.uploads_entries.store(true, Ordering::Relaxed);
             uploads::submit(Arc::clone(remote), upload, &self.pending);
         }
     }
 
-    /// Uploads the small record `name` to the remote store, behind the computation.
+    /// Uploads the small record `name` to the remote store, behind the computation. A call
+    /// that uploads no entry (all hits) does not wait for its record: a warm call costs no
+    /// round trip.
     pub fn share_record(&self, name: &str, bytes: Vec<u8>) {
         if let Some(remote) = self.writable_remote() {
             let upload = Upload::Record {
                 name: name.to_owned(),
                 bytes,
             };
-            uploads::submit(Arc::clone(remote), upload, &self.pending);
+            let pending = if self.uploads_entries.load(Ordering::Relaxed) {
+                Arc::clone(&self.pending)
+            } else {
+                Arc::default()
+            };
+            uploads::submit(Arc::clone(remote), upload, &pending);
         }
     }
 

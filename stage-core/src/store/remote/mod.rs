@@ -195,6 +195,40 @@ impl RemoteStore {
         })
     }
 
+    /// The objects of entry `key` of `stage`: a listing of the names that start with the
+    /// key where the store can list by any prefix, else of the stage's folder.
+    fn objects_of(&self, stage: &str, key: &Digest) -> Result<Vec<Path>, StoreError> {
+        let start = self.entry_object(stage, &key.to_hex());
+        let objects = match &self.pages {
+            Some(pages) => self.run(async {
+                let mut all = Vec::new();
+                let mut token = None;
+                loop {
+                    let options = PaginatedListOptions {
+                        page_token: token,
+                        ..PaginatedListOptions::default()
+                    };
+                    let page = pages.list_paginated(Some(start.as_ref()), options).await?;
+                    all.extend(page.result.objects);
+                    token = page.page_token;
+                    if token.is_none() {
+                        return Ok(all);
+                    }
+                }
+            })?,
+            None => self.list_all(Some(&self.object(&stage_folder(stage))))?,
+        };
+        Ok(objects
+            .into_iter()
+            .map(|o| o.location)
+            .filter(|name| {
+                name.as_ref()
+                    .strip_prefix(start.as_ref())
+                    .is_some_and(|rest| rest.starts_with('.'))
+            })
+            .collect())
+    }
+
     /// Uploads the payload file at `local` to `path`: in one request, or in parts.
     fn upload_payload(&self, local: &FsPath, path: &Path, bytes: u64) -> Result<(), StoreError> {
         let mut file = File::open(local)?;
@@ -325,8 +359,11 @@ impl Store for RemoteStore {
     }
 
     fn put(&self, entry: &Entry, payload: &FsPath) -> Result<Put, StoreError> {
-        if let Ok(Some(theirs)) = self.lookup(entry.stage(), &entry.key) {
-            return Ok(self.existing(entry, theirs));
+        match self.lookup(entry.stage(), &entry.key) {
+            Ok(Some(theirs)) => return Ok(self.existing(entry, theirs)),
+            Err(e @ StoreError::Unavailable { .. }) => return Err(e),
+            // Damaged metadata stays (never replaced); the upload finds it again below.
+            Ok(None) | Err(_) => {}
         }
         let payload_path = self.entry_object(entry.stage(), &entry.payload);
         self.upload_payload(payload, &payload_path, entry.bytes)?;
@@ -397,20 +434,7 @@ impl Store for RemoteStore {
     }
 
     fn remove(&self, stage: &str, key: &Digest, whole: bool) -> Result<(), StoreError> {
-        let start = self.entry_object(stage, &key.to_hex());
-        let folder = self.object(&stage_folder(stage));
-        let names: Vec<Path> = self.run(async {
-            let mut names = Vec::new();
-            let mut listing = self.small.list(Some(&folder));
-            while let Some(meta) = listing.next().await {
-                let meta = meta?;
-                if meta.location.as_ref().starts_with(start.as_ref()) {
-                    names.push(meta.location);
-                }
-            }
-            Ok(names)
-        })?;
-        for name in names {
+        for name in self.objects_of(stage, key)? {
             let is_meta = name.as_ref().ends_with(META_SUFFIX);
             if whole || !is_meta {
                 self.run(self.small.delete(&name))?;
