@@ -91,7 +91,7 @@ pub fn push(root: &Path, remote: &dyn Store, latest: bool) -> Result<ExitCode, S
             eprintln!("stage: {} {}: {e}", f.entry.stage(), f.entry.key.short());
         }
     });
-    let records = push_records(root, remote, &cache, latest)?;
+    let records = push_records(remote, &cache, latest)?;
     let failed = failed.into_inner();
     println!(
         "pushed {} entries ({}), {} already there, {failed} failed; {records} run records",
@@ -106,12 +106,7 @@ pub fn push(root: &Path, remote: &dyn Store, latest: bool) -> Result<ExitCode, S
     })
 }
 
-fn push_records(
-    root: &Path,
-    remote: &dyn Store,
-    cache: &Cache,
-    latest: bool,
-) -> Result<usize, String> {
+fn push_records(remote: &dyn Store, cache: &Cache, latest: bool) -> Result<usize, String> {
     let there: HashSet<String> = remote
         .list_records(&format!("{RUNS_DIR}/"))
         .map_err(|e| e.to_string())?
@@ -137,7 +132,6 @@ fn push_records(
             .map_err(|e| e.to_string())?;
         pushed += 1;
     }
-    let _ = root;
     Ok(pushed)
 }
 
@@ -171,60 +165,73 @@ pub fn pull(root: &Path, remote: &Arc<dyn Store>, stage: Option<&str>) -> Result
             vec![(newest.stage.clone(), newest.key)]
         }
     };
-    let (fetched, present, missing) = (
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-    );
+    let counts = Counts::default();
     let mut seen = HashSet::new();
     let mut level = wanted;
     while !level.is_empty() {
         level.retain(|id| seen.insert(id.clone()));
         let found: std::sync::Mutex<Vec<Entry>> = std::sync::Mutex::default();
         each(&level, |(stage_path, key)| {
-            let local = layered.local().find(stage_path, key);
-            if let Some(entry) = local.as_ref().filter(|e| layered.local().has_payload(e)) {
-                present.fetch_add(1, Ordering::Relaxed);
-                found.lock().unwrap().push(entry.clone());
-                return;
-            }
-            match remote.lookup(stage_path, key) {
-                Ok(Some(entry)) => match layered.fetch(&entry) {
-                    Ok(()) => {
-                        fetched.fetch_add(1, Ordering::Relaxed);
-                        found.lock().unwrap().push(entry);
-                    }
-                    Err(e) => {
-                        missing.fetch_add(1, Ordering::Relaxed);
-                        eprintln!("stage: {stage_path} {}: {e}", key.short());
-                    }
-                },
-                _ => {
-                    missing.fetch_add(1, Ordering::Relaxed);
-                }
+            if let Some(entry) = fetch_one(&layered, &**remote, stage_path, key, &counts) {
+                found.lock().unwrap().push(entry);
             }
         });
         // A stage's ancestors come along only when a stage was named.
-        level = if stage.is_some() {
-            found
+        level = match stage {
+            Some(_) => found
                 .into_inner()
                 .unwrap()
                 .iter()
                 .flat_map(|e| &e.ingredients.ancestors)
                 .filter(|a| a.output != Digest::default())
                 .map(|a| (a.stage.clone(), a.key))
-                .collect()
-        } else {
-            Vec::new()
+                .collect(),
+            None => Vec::new(),
         };
     }
     println!(
         "pulled {} entries, {} already here, {} not in the remote cache",
-        fetched.into_inner(),
-        present.into_inner(),
-        missing.into_inner()
+        counts.fetched.into_inner(),
+        counts.present.into_inner(),
+        counts.missing.into_inner()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Default)]
+struct Counts {
+    fetched: AtomicUsize,
+    present: AtomicUsize,
+    missing: AtomicUsize,
+}
+
+/// The entry `key` of `stage` in the local folder, fetched from the remote cache first
+/// when the folder lacks it (or its payload).
+fn fetch_one(
+    layered: &Layered,
+    remote: &dyn Store,
+    stage: &str,
+    key: &Digest,
+    counts: &Counts,
+) -> Option<Entry> {
+    let local = layered.local().find(stage, key);
+    if let Some(entry) = local.filter(|e| layered.local().has_payload(e)) {
+        counts.present.fetch_add(1, Ordering::Relaxed);
+        return Some(entry);
+    }
+    let fetched = match remote.lookup(stage, key) {
+        Ok(Some(entry)) => layered.fetch(&entry).map(|()| entry).map_err(|e| {
+            eprintln!("stage: {stage} {}: {e}", key.short());
+        }),
+        _ => Err(()),
+    };
+    let count = if fetched.is_ok() {
+        &counts.fetched
+    } else {
+        &counts.missing
+    };
+    count.fetch_add(1, Ordering::Relaxed);
+    fetched.ok()
 }
 
 /// The newest entry of the stage called `name` (its path, folder, or last segment).

@@ -12,6 +12,7 @@ mod proxy;
 mod race;
 mod server;
 mod shared;
+mod trust;
 
 use std::path::Path;
 

@@ -277,14 +277,21 @@ impl RemoteStore {
     /// replaced their payload: it is checked, and removed if it no longer matches their
     /// metadata, so that no damaged entry is left behind.
     fn existing(&self, ours: &Entry, theirs: Entry) -> Put {
+        let first = || {
+            self.reported
+                .lock()
+                .is_ok_and(|mut seen| seen.insert(format!("{}/{}", ours.stage(), ours.key)))
+        };
         if theirs.blake3 != ours.blake3 {
-            crate::error::warn(&format!(
-                "stage `{}`: entry {} in the remote cache holds another value than the one \
-                 computed here: the stage is not a function of its key (it reads the clock, \
-                 randomness or undeclared files?); the remote entry is kept",
-                ours.stage(),
-                ours.key.short()
-            ));
+            if first() {
+                crate::error::warn(&format!(
+                    "stage `{}`: entry {} in the remote cache holds another value than the \
+                     one computed here: the stage is not a function of its key (it reads the \
+                     clock, randomness or undeclared files?); the remote entry is kept",
+                    ours.stage(),
+                    ours.key.short()
+                ));
+            }
             if self.read_into(&theirs, &mut std::io::sink()).is_err() {
                 let payload = self.entry_object(theirs.stage(), &theirs.payload);
                 let _ = self.run(self.small.delete(&payload));
