@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use stage::{Config, Remote, Upload};
 
-const RUNS: usize = 5;
+const RUNS: usize = 7;
 
 fn csv() -> PathBuf {
     w1::generate(Path::new("target/w1/w1.csv"), w1::ROWS).expect("generate W1")
@@ -43,23 +43,39 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
-/// The median of `RUNS` calls, each on a fresh local cache and a fresh remote prefix
-/// (`remote` makes it from a name), after `prepare` (which may seed that prefix).
-fn measure(
+/// One call on a fresh local cache and a fresh remote prefix (`remote` makes it from a
+/// name), after `prepare` (which may seed that prefix).
+fn once(
     csv: &Path,
-    remote: impl Fn(&str) -> Option<Remote>,
-    prepare: impl Fn(&Path, Option<&Remote>),
+    remote: &dyn Fn(&str) -> Option<Remote>,
+    prepare: &dyn Fn(&Path, Option<&Remote>),
 ) -> Duration {
-    let times = (0..RUNS)
-        .map(|_| {
-            let dir = tempfile::tempdir().unwrap();
-            let remote = remote(&server::unique("bench"));
-            prepare(dir.path(), remote.as_ref());
-            call(csv, dir.path(), remote.as_ref())
-        })
-        .collect();
-    median(times)
+    let dir = tempfile::tempdir().unwrap();
+    let remote = remote(&server::unique("bench"));
+    prepare(dir.path(), remote.as_ref());
+    let took = call(csv, dir.path(), remote.as_ref());
+    if let Some(remote) = remote.filter(|r| r.upload_mode() == Upload::Background) {
+        settle(&remote);
+    }
+    took
 }
+
+/// Waits until the background uploads of a W1 call are in the remote cache, so that they
+/// do not compete with the next call.
+fn settle(remote: &Remote) {
+    let store = stage::inspect::open_remote(remote).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while store.list(None).unwrap().iter().filter(|l| l.meta).count() < 2 {
+        assert!(Instant::now() < deadline, "uploads never arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+type Variant<'a> = (
+    &'static str,
+    Box<dyn Fn(&str) -> Option<Remote> + 'a>,
+    Box<dyn Fn(&Path, Option<&Remote>) + 'a>,
+);
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -70,75 +86,75 @@ fn main() {
     };
     let csv = csv();
     let direct = |prefix: &str| server::remote_at(&server.endpoint(), prefix);
-    let none = |_: &str| None;
-    let nothing = |_: &Path, _: Option<&Remote>| {};
-
-    let cold_local = measure(&csv, none, nothing);
-    let warm_local = {
-        let dir = tempfile::tempdir().unwrap();
-        call(&csv, dir.path(), None);
-        median((0..RUNS).map(|_| call(&csv, dir.path(), None)).collect())
+    let dead_endpoint = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        endpoint
     };
-    let cold_upload = measure(&csv, |p| Some(direct(p)), nothing);
-    let cold_background = measure(
-        &csv,
-        |p| Some(direct(p).upload(Upload::Background)),
-        nothing,
-    );
+    let proxy = proxy::Proxy::start(server.addr);
+    proxy.set(proxy::Fault::Stall);
     // Seeded by another machine: this one's local cache is empty.
     let seed = |_: &Path, remote: Option<&Remote>| {
         let other = tempfile::tempdir().unwrap();
         call(&csv, other.path(), remote);
     };
-    let warm_remote = measure(&csv, |p| Some(direct(p)), seed);
-    let dead = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        drop(listener);
-        measure(&csv, |p| Some(server::remote_at(&endpoint, p)), nothing)
-    };
-    let silent = {
-        let proxy = proxy::Proxy::start(server.addr);
-        proxy.set(proxy::Fault::Stall);
-        measure(
-            &csv,
-            |p| Some(server::remote_at(&proxy.endpoint, p)),
-            nothing,
-        )
-    };
-
+    let variants: Vec<Variant<'_>> = vec![
+        ("cold, no remote", Box::new(|_| None), Box::new(|_, _| {})),
+        (
+            "cold, uploads waited for",
+            Box::new(|p| Some(direct(p))),
+            Box::new(|_, _| {}),
+        ),
+        (
+            "cold, uploads in the background",
+            Box::new(|p| Some(direct(p).upload(Upload::Background))),
+            Box::new(|_, _| {}),
+        ),
+        (
+            "warm, local",
+            Box::new(|_| None),
+            Box::new(|dir, _| {
+                call(&csv, dir, None);
+            }),
+        ),
+        (
+            "warm from the remote, empty local",
+            Box::new(|p| Some(direct(p))),
+            Box::new(seed),
+        ),
+        (
+            "cold, dead server",
+            Box::new(|p| Some(server::remote_at(&dead_endpoint, p))),
+            Box::new(|_, _| {}),
+        ),
+        (
+            "cold, silent server",
+            Box::new(|p| Some(server::remote_at(&proxy.endpoint, p))),
+            Box::new(|_, _| {}),
+        ),
+    ];
+    // Round after round, each variant once: a machine whose speed drifts (other work on
+    // it) slows every variant alike.
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
+    for _ in 0..RUNS {
+        for (i, (_, remote, prepare)) in variants.iter().enumerate() {
+            times[i].push(once(&csv, remote.as_ref(), prepare.as_ref()));
+        }
+    }
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("W1 ({} rows), medians of {RUNS} calls", w1::ROWS);
-    println!(
-        "cold, no remote                  {:>8.1} ms",
-        ms(cold_local)
-    );
-    println!(
-        "cold, uploads waited for         {:>8.1} ms  (+{:.1} ms)",
-        ms(cold_upload),
-        ms(cold_upload) - ms(cold_local)
-    );
-    println!(
-        "cold, uploads in the background  {:>8.1} ms  (+{:.1} ms)",
-        ms(cold_background),
-        ms(cold_background) - ms(cold_local)
-    );
-    println!(
-        "warm, local                      {:>8.1} ms",
-        ms(warm_local)
-    );
-    println!(
-        "warm from the remote, empty local {:>7.1} ms",
-        ms(warm_remote)
-    );
-    println!(
-        "cold, dead server                {:>8.1} ms  (+{:.1} ms)",
-        ms(dead),
-        ms(dead) - ms(cold_local)
-    );
-    println!(
-        "cold, silent server              {:>8.1} ms  (+{:.1} ms)",
-        ms(silent),
-        ms(silent) - ms(cold_local)
-    );
+    let medians: Vec<Duration> = times.into_iter().map(median).collect();
+    println!("W1 ({} rows), medians of {RUNS} rounds", w1::ROWS);
+    for ((name, _, _), took) in variants.iter().zip(&medians) {
+        let base = if name.starts_with("warm") {
+            medians[3]
+        } else {
+            medians[0]
+        };
+        println!(
+            "{name:<34} {:>8.1} ms  ({:+.1} ms)",
+            ms(*took),
+            ms(*took) - ms(base)
+        );
+    }
 }
