@@ -70,6 +70,14 @@ fn free_port() -> u16 {
         .unwrap()
 }
 
+/// Runs the server, and when standard input closes stops it: politely, then for good
+/// after five seconds (it may hang in a graceful shutdown).
+const STOP_WITH_STDIN: &str = r#""$0" "$@" & server=$!
+cat >/dev/null
+kill $server
+for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 $server 2>/dev/null || exit 0; sleep 0.5; done
+kill -9 $server"#;
+
 fn start() -> Result<Server, String> {
     let weed = weed()?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -105,7 +113,7 @@ fn start() -> Result<Server, String> {
     // The shell stops the server when its standard input closes: when this process exits.
     let mut child = Command::new("sh")
         .arg("-c")
-        .arg(r#""$0" "$@" & server=$!; cat >/dev/null; kill $server; wait $server"#)
+        .arg(STOP_WITH_STDIN)
         .arg(&weed)
         .args(&args)
         .env("AWS_ACCESS_KEY_ID", KEY_ID)
