@@ -3,8 +3,8 @@
 #[doc(inline)]
 pub use stage_core::{
     BoxError, Change, Codec, Config, Digest, Each, Error, Event, File, Graph, GraphNode, ItemCount,
-    Items, Outcome, ParquetCompression, Payload, PayloadReader, Reads, Reason, RunLog, Shard,
-    State, explain, observe, stages,
+    Items, Outcome, ParquetCompression, Payload, PayloadReader, Reads, Reason, Remote, RunLog,
+    Shard, State, Upload, explain, observe, stages,
 };
 
 /// The graph of a call of `S` with `args`: every stage it reaches, with its key and whether
@@ -272,7 +272,10 @@ pub use stage_macros::pipeline;
 /// running them.
 pub mod inspect {
     #[doc(inline)]
-    pub use stage_core::{Entry, Ingredients, LocalStore, Stage, StageInfo, StatIndex, key};
+    pub use stage_core::{
+        Entry, Ingredients, Listed, LocalStore, Stage, StageInfo, StatIndex, Store, StoreError,
+        key, open_remote,
+    };
 }
 
 /// The Arrow crate `stage` is built with, so user code needs no matching dependency.

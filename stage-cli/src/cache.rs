@@ -26,6 +26,13 @@ impl Found {
             .max(self.entry.created_ms)
     }
 
+    /// What the entry takes on disk: its payload (when it is there) and its metadata. `ls`
+    /// shows it per entry and `du` adds it up, so the two agree.
+    pub fn disk_bytes(&self) -> u64 {
+        let len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        len(&self.payload_path) + len(&self.meta_path)
+    }
+
     /// The lock file of this entry.
     pub fn lock_path(&self) -> PathBuf {
         self.meta_path

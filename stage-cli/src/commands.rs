@@ -30,7 +30,7 @@ pub fn ls(root: &Path) -> Result<ExitCode, String> {
         println!(
             "  {:<12}  {:>9}  {:>5}  {:>9}  {:>8}",
             f.entry.key.short(),
-            size(f.entry.bytes),
+            size(f.disk_bytes()),
             age(now.saturating_sub(f.entry.created_ms)),
             used,
             format!("{}ms", f.entry.compute_ms)
@@ -120,9 +120,8 @@ pub fn du(root: &Path) -> Result<ExitCode, String> {
     let cache = Cache::scan(root)?;
     let mut per_stage: BTreeMap<&str, (u64, usize)> = BTreeMap::new();
     for f in &cache.entries {
-        let meta = std::fs::metadata(&f.meta_path).map_or(0, |m| m.len());
         let slot = per_stage.entry(&f.stage).or_default();
-        slot.0 += f.entry.bytes + meta;
+        slot.0 += f.disk_bytes();
         slot.1 += 1;
     }
     let mut rows: Vec<_> = per_stage.into_iter().collect();

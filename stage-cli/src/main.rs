@@ -3,6 +3,8 @@
 
 mod cache;
 mod commands;
+mod remote;
+mod remote_upkeep;
 mod units;
 mod upkeep;
 
@@ -22,6 +24,14 @@ struct Cli {
         help = "The cache folder [default: $STAGE_DIR, else .stage]"
     )]
     dir: Option<PathBuf>,
+    /// The remote cache, for the commands that use it.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        help = "The remote cache, s3://bucket/prefix, gs://, az:// [default: $STAGE_REMOTE]"
+    )]
+    remote_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,7 +39,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Entries per stage: key, size, age, last use, compute time
-    Ls,
+    Ls {
+        /// List the remote cache instead (key, size, age)
+        #[arg(long)]
+        remote: bool,
+    },
     /// An entry's metadata and provenance
     Show {
         /// The entry's key, or a unique prefix of it
@@ -46,6 +60,9 @@ enum Command {
         /// Remove damaged entries, orphan payloads and stale temporary files
         #[arg(long)]
         remove: bool,
+        /// Check the remote cache instead (downloads every payload)
+        #[arg(long)]
+        remote: bool,
     },
     /// Remove entries the latest runs did not use, or beyond an age or a total size
     Gc {
@@ -61,9 +78,29 @@ enum Command {
         /// Print what would be removed; remove nothing
         #[arg(long)]
         dry_run: bool,
+        /// Collect the remote cache instead, by its own run records
+        #[arg(long)]
+        remote: bool,
     },
     /// Space used per stage
     Du,
+    /// Upload the local entries the remote cache lacks, with the run records
+    Push {
+        /// Only what the latest run used
+        #[arg(long)]
+        latest: bool,
+    },
+    /// Download the entries of the latest run, or of a stage and its ancestors
+    Pull {
+        /// A stage (its path, folder or name): its newest remote entry and its ancestors
+        stage: Option<String>,
+    },
+    /// Which entries are local only, remote only, or in both
+    Status {
+        /// Compare with the remote cache (the only comparison there is, for now)
+        #[arg(long)]
+        remote: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -72,25 +109,46 @@ fn main() -> ExitCode {
         .dir
         .or_else(|| std::env::var_os("STAGE_DIR").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(".stage"));
+    let url = cli.remote_url.as_deref();
     let result = match cli.command {
-        Command::Ls => commands::ls(&root),
+        Command::Ls { remote: false } => commands::ls(&root),
+        Command::Ls { remote: true } => remote::open(url).and_then(|r| remote::ls(&*r)),
         Command::Show { key, chain, json } => commands::show(&root, &key, chain, json),
-        Command::Verify { remove } => commands::verify(&root, remove),
+        Command::Verify {
+            remove,
+            remote: false,
+        } => commands::verify(&root, remove),
+        Command::Verify {
+            remove,
+            remote: true,
+        } => remote::open(url).and_then(|r| remote_upkeep::verify(&*r, remove)),
         Command::Gc {
             keep_last,
             older_than,
             max_size,
             dry_run,
-        } => commands::gc(
-            &root,
-            &commands::GcOptions {
+            remote,
+        } => {
+            let options = commands::GcOptions {
                 keep_last,
                 older_than,
                 max_size,
                 dry_run,
-            },
-        ),
+            };
+            if remote {
+                remote::open(url).and_then(|r| remote_upkeep::gc(&*r, &options))
+            } else {
+                commands::gc(&root, &options)
+            }
+        }
         Command::Du => commands::du(&root),
+        Command::Push { latest } => {
+            remote::open(url).and_then(|r| remote::push(&root, &*r, latest))
+        }
+        Command::Pull { stage } => {
+            remote::open(url).and_then(|r| remote::pull(&root, &r, stage.as_deref()))
+        }
+        Command::Status { remote: _ } => remote::open(url).and_then(|r| remote::status(&root, &*r)),
     };
     match result {
         Ok(code) => code,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use stage_core::Digest;
+use stage_core::{Digest, Entry};
 
 use crate::cache::{Cache, Found, now_ms};
 use crate::units::size;
@@ -28,6 +28,13 @@ pub fn verify(root: &Path, remove: bool) -> Result<ExitCode, String> {
             bad.push((f.payload_path.clone(), String::new()));
         }
     }
+    for f in cache.entries.iter().filter(|f| !f.payload_path.exists()) {
+        println!(
+            "collected  {}  {}: payload collected, metadata kept",
+            f.entry.key.short(),
+            f.payload_path.display()
+        );
+    }
     for path in &cache.damaged {
         println!("bad  {}: metadata is damaged", path.display());
         bad.push((path.clone(), String::new()));
@@ -44,10 +51,15 @@ pub fn verify(root: &Path, remove: bool) -> Result<ExitCode, String> {
         );
         bad.push((path.clone(), String::new()));
     }
+    let collected = cache
+        .entries
+        .iter()
+        .filter(|f| !f.payload_path.exists())
+        .count();
     let checked = cache.entries.len() + cache.damaged.len();
     let problems = bad.iter().filter(|(_, why)| !why.is_empty()).count() + cache.damaged.len();
     println!(
-        "{checked} entries checked, {problems} damaged, {} orphan payloads",
+        "{checked} entries checked, {problems} damaged, {} orphan payloads, {collected} payloads collected (metadata kept)",
         cache.orphans.len()
     );
     if remove {
@@ -63,15 +75,46 @@ pub fn verify(root: &Path, remove: bool) -> Result<ExitCode, String> {
     })
 }
 
-/// Why an entry's payload does not match its metadata, if it does not.
+/// Why an entry's payload does not match its metadata, if it does not. A missing payload
+/// with intact metadata is not damage: `gc` keeps what descendants' keys need.
 fn check(f: &Found) -> Option<String> {
     f.entry
         .read_payload(&f.payload_path)
         .err()
-        .map(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => e.to_string(),
-            _ => format!("payload unreadable ({e})"),
+        .and_then(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => None,
+            std::io::ErrorKind::InvalidData => Some(e.to_string()),
+            _ => Some(format!("payload unreadable ({e})")),
         })
+}
+
+/// The keys of every entry that an entry of `kept` names as an ancestor, transitively:
+/// their metadata stays, since descendants' keys are made from ancestors' output digests.
+pub fn protected(
+    kept: &[Entry],
+    lookup: impl Fn(&str, &Digest) -> Option<Entry>,
+) -> HashSet<Digest> {
+    let mut keep = HashSet::new();
+    let mut next: Vec<(String, Digest)> = kept
+        .iter()
+        .flat_map(|e| &e.ingredients.ancestors)
+        .map(|a| (a.stage.clone(), a.key))
+        .collect();
+    while let Some((stage, key)) = next.pop() {
+        if !keep.insert(key) {
+            continue;
+        }
+        if let Some(entry) = lookup(&stage, &key) {
+            next.extend(
+                entry
+                    .ingredients
+                    .ancestors
+                    .iter()
+                    .map(|a| (a.stage.clone(), a.key)),
+            );
+        }
+    }
+    keep
 }
 
 pub struct GcOptions {
@@ -114,6 +157,14 @@ pub fn gc(root: &Path, options: &GcOptions) -> Result<ExitCode, String> {
             root.display()
         );
     }
+    let removed: HashSet<Digest> = remove.iter().map(|f| f.entry.key).collect();
+    let kept: Vec<Entry> = cache
+        .entries
+        .iter()
+        .filter(|f| !removed.contains(&f.entry.key))
+        .map(|f| f.entry.clone())
+        .collect();
+    let keep_meta = protected(&kept, |_, key| cache.get(key).map(|f| f.entry.clone()));
     let freed: u64 = remove.iter().map(|f| f.entry.bytes).sum();
     let verb = if options.dry_run {
         "would remove"
@@ -121,16 +172,21 @@ pub fn gc(root: &Path, options: &GcOptions) -> Result<ExitCode, String> {
         "removed"
     };
     for f in &remove {
+        let whole = !keep_meta.contains(&f.entry.key);
         println!(
-            "{verb}  {}  {}  {}",
+            "{verb}{}  {}  {}  {}",
+            if whole { "" } else { " payload" },
             f.stage,
             f.entry.key.short(),
             size(f.entry.bytes)
         );
-        if !options.dry_run {
-            for path in [&f.meta_path, &f.payload_path, &f.lock_path()] {
-                let _ = fs::remove_file(path);
-            }
+        if options.dry_run {
+            continue;
+        }
+        let _ = fs::remove_file(&f.payload_path);
+        if whole {
+            let _ = fs::remove_file(&f.meta_path);
+            let _ = fs::remove_file(f.lock_path());
         }
     }
     if !options.dry_run {

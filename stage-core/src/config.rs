@@ -1,6 +1,7 @@
 //! Where the cache lives and how a run behaves: read from the environment, or set per
 //! thread with [`Config::scope`] (see `run::scope`).
 
+use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,8 @@ pub struct Config {
     strict: bool,
     progress: bool,
     parquet_compression: ParquetCompression,
+    remote: Option<Remote>,
+    allow_missing: bool,
     shard: Option<Shard>,
 }
 
@@ -64,6 +67,153 @@ impl Shard {
 impl std::fmt::Display for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// A team's shared cache in an object store, behind the local cache folder
+/// (`STAGE_REMOTE`).
+///
+/// The URL names the store and a prefix in it: `s3://bucket/prefix` (feature `aws`),
+/// `gs://bucket/prefix` (`gcp`), `az://container/prefix` (`azure`), `file:///path` or
+/// `memory://name` (feature `remote`). Credentials, region and endpoint come from where the
+/// object store's own client reads them (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`,
+/// `GOOGLE_APPLICATION_CREDENTIALS`, `AZURE_STORAGE_ACCOUNT_NAME`, ...), or from
+/// [`Remote::option`]; they are never logged nor written into entries.
+///
+/// [`Remote::new`] takes its other settings from the environment
+/// (`STAGE_REMOTE_READ_ONLY`, `STAGE_REMOTE_REQUIRED`, `STAGE_REMOTE_UPLOAD`), so that a CI
+/// job that is told to be read-only stays read-only whatever remote its code chooses.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Remote {
+    url: String,
+    options: Vec<(String, String)>,
+    read_only: bool,
+    required: bool,
+    upload: Upload,
+}
+
+/// When a call's new entries are uploaded to the remote cache (`STAGE_REMOTE_UPLOAD`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Upload {
+    /// Uploads start as soon as an entry is written locally, and the call returns once
+    /// they are done (`wait`).
+    #[default]
+    Wait,
+    /// The call returns without waiting for its uploads (`background`): a process that
+    /// exits at once loses the uploads still running.
+    Background,
+}
+
+impl Remote {
+    /// The remote store at `url`, with the settings the environment gives.
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Remote {
+        let upload = match std::env::var("STAGE_REMOTE_UPLOAD") {
+            Ok(v) if v.trim() == "background" => Upload::Background,
+            Ok(v) if v.trim().is_empty() || v.trim() == "wait" => Upload::Wait,
+            Ok(v) => {
+                crate::error::warn(&format!(
+                    "STAGE_REMOTE_UPLOAD={v} is not one of wait, background: using wait"
+                ));
+                Upload::Wait
+            }
+            Err(_) => Upload::Wait,
+        };
+        Remote {
+            url: url.into().trim().to_owned(),
+            options: Vec::new(),
+            read_only: flag("STAGE_REMOTE_READ_ONLY").unwrap_or(false),
+            required: flag("STAGE_REMOTE_REQUIRED").unwrap_or(false),
+            upload,
+        }
+    }
+
+    /// Sets an option of the object store's client, by the name its configuration uses
+    /// (`aws_endpoint`, `aws_region`, `aws_allow_http`, `aws_access_key_id`, ...).
+    #[must_use]
+    pub fn option(mut self, key: impl Into<String>, value: impl Into<String>) -> Remote {
+        self.options.push((key.into(), value.into()));
+        self
+    }
+
+    /// When `true`, entries are read from the remote cache and never written to it.
+    #[must_use]
+    pub fn read_only(mut self, read_only: bool) -> Remote {
+        self.read_only = read_only;
+        self
+    }
+
+    /// When `true`, a remote cache that cannot be reached is an error instead of a warning.
+    #[must_use]
+    pub fn required(mut self, required: bool) -> Remote {
+        self.required = required;
+        self
+    }
+
+    /// When a call's uploads happen.
+    #[must_use]
+    pub fn upload(mut self, upload: Upload) -> Remote {
+        self.upload = upload;
+        self
+    }
+
+    /// The URL of the store and prefix.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The client options set with [`Remote::option`].
+    #[must_use]
+    pub fn options(&self) -> &[(String, String)] {
+        &self.options
+    }
+
+    /// Whether the remote cache is only read.
+    #[must_use]
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Whether a remote cache that cannot be reached is an error.
+    #[must_use]
+    pub fn is_required(&self) -> bool {
+        self.required
+    }
+
+    /// When a call's uploads happen.
+    #[must_use]
+    pub fn upload_mode(&self) -> Upload {
+        self.upload
+    }
+}
+
+impl From<&str> for Remote {
+    fn from(url: &str) -> Remote {
+        Remote::new(url)
+    }
+}
+
+impl From<String> for Remote {
+    fn from(url: String) -> Remote {
+        Remote::new(url)
+    }
+}
+
+/// Option values may be secrets: only their names are shown.
+impl fmt::Debug for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Remote")
+            .field("url", &self.url)
+            .field(
+                "options",
+                &self.options.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("read_only", &self.read_only)
+            .field("required", &self.required)
+            .field("upload", &self.upload)
+            .finish()
     }
 }
 
@@ -113,7 +263,10 @@ impl Config {
     /// - `STAGE_STRICT=1`: a cache that cannot be written is an error;
     /// - `STAGE_PROGRESS=0`: no progress display;
     /// - `STAGE_PARQUET_COMPRESSION`: `none` (the default), `snappy` or `zstd`;
-    /// - `STAGE_SHARD=k/n`: compute only the items of per-item stages in shard `k` of `n`.
+    /// - `STAGE_REMOTE`: a shared cache behind the local one (see [`Remote`]);
+    /// - `STAGE_SHARD=k/n`: compute only the items of per-item stages in shard `k` of `n`;
+    /// - `STAGE_ALLOW_MISSING=1`: a missing raw input is keyed by the hash the latest run
+    ///   recorded for it.
     ///
     /// An unknown value is reported with a warning and the default is used.
     #[must_use]
@@ -155,7 +308,36 @@ impl Config {
             strict: flag("STAGE_STRICT").unwrap_or(false),
             progress: flag("STAGE_PROGRESS").unwrap_or(true),
             parquet_compression,
+            remote: std::env::var("STAGE_REMOTE")
+                .ok()
+                .filter(|url| !url.trim().is_empty())
+                .map(Remote::new),
+            allow_missing: flag("STAGE_ALLOW_MISSING").unwrap_or(false),
         }
+    }
+
+    /// Puts the shared cache `remote` behind the local cache folder: a URL
+    /// (`"s3://bucket/prefix"`) or a [`Remote`] with options.
+    #[must_use]
+    pub fn remote(mut self, remote: impl Into<Remote>) -> Config {
+        self.remote = Some(remote.into());
+        self
+    }
+
+    /// Uses the local cache folder alone, whatever `STAGE_REMOTE` says.
+    #[must_use]
+    pub fn local_only(mut self) -> Config {
+        self.remote = None;
+        self
+    }
+
+    /// When `true`, a raw input that is missing is keyed by the content hash the latest
+    /// run in the cache recorded for its path (with a warning), so that results can be
+    /// read without the raw data; a stage that then has to run gets an error.
+    #[must_use]
+    pub fn allow_missing(mut self, allow: bool) -> Config {
+        self.allow_missing = allow;
+        self
     }
 
     /// Keeps the cache in `dir`.
@@ -267,6 +449,18 @@ impl Config {
     #[must_use]
     pub fn compression(&self) -> ParquetCompression {
         self.parquet_compression
+    }
+
+    /// The shared cache behind the local one, when there is one.
+    #[must_use]
+    pub fn remote_cache(&self) -> Option<&Remote> {
+        self.remote.as_ref()
+    }
+
+    /// Whether a missing raw input is keyed by the hash the latest run recorded for it.
+    #[must_use]
+    pub fn allows_missing(&self) -> bool {
+        self.allow_missing
     }
 }
 

@@ -95,6 +95,15 @@ pub enum Error {
         /// The stages in the cycle, the first repeated at the end.
         stages: Vec<String>,
     },
+    /// The remote cache is required (`STAGE_REMOTE_REQUIRED=1`) and could not be used.
+    #[error("the remote cache `{location}` is required (STAGE_REMOTE_REQUIRED) and cannot be used")]
+    Remote {
+        /// The remote cache's URL.
+        location: String,
+        /// Why it could not be used.
+        #[source]
+        source: BoxError,
+    },
     /// The cache could not be written, and the configuration asks for that to be an error.
     #[error("stage `{stage}`: the cache entry could not be saved in `{}`", path.display())]
     Save {
@@ -121,7 +130,7 @@ impl Error {
             | Error::Save { stage, .. }
             | Error::Pending { stage, .. }
             | Error::Sharded { stage, .. } => Some(stage),
-            Error::Cycle { .. } => None,
+            Error::Cycle { .. } | Error::Remote { .. } => None,
         }
     }
 }

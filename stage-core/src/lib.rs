@@ -21,7 +21,7 @@ pub use codec::{
     Arrow, Bincode, BincodeData, Codec, Damaged, Memory, Parquet, ParquetData, Payload,
     PayloadReader, Reads, Segments,
 };
-pub use config::{Config, ParquetCompression, Shard};
+pub use config::{Config, ParquetCompression, Remote, Shard, Upload};
 pub use error::{BoxError, Error};
 pub use key::{
     Ancestor, Change, Digest, Element, FORMAT, Ingredients, Input, Named, Param as ParamPart,
@@ -33,10 +33,13 @@ pub use run::{
     RecordedInput, RunLog, RunRecord, Stage, StageInfo, State, TrackInfo, UsedKey, body_result,
     call, clone_args, clone_element, explain, graph, info_of, key, observe, output_is, same_names,
 };
+#[cfg(feature = "remote")]
+pub use store::RemoteStore;
 pub use store::{
-    Entry, Found, INLINE_MAX, ITEMS, KeyLock, Layered, Listed, ListedItem, LocalStore, LockAttempt,
-    META_SUFFIX, PayloadWriter, Put, Store, StoreError, WriteError, decode_meta, encode_meta,
-    meta_format, meta_name, stage_folder, stage_of_folder,
+    Breaker, Entry, Found, INLINE_MAX, ITEMS, KeyLock, Layered, Listed, ListedItem, LocalStore,
+    LockAttempt, META_SUFFIX, PayloadWriter, Put, ReadOnly, Store, StoreError, WriteError,
+    decode_items, decode_meta, encode_items, encode_meta, meta_format, meta_name, open_remote,
+    stage_folder, stage_of_folder,
 };
 
 /// A stage compiled into this program, registered by `#[stage]`.

@@ -73,7 +73,7 @@ pub enum State {
 /// When a raw input cannot be read or the stages form a cycle.
 pub fn graph<S: Stage>(args: S::Args) -> Result<Graph, Error> {
     let scope = Scope::current();
-    let store = Layered::new(LocalStore::new(scope.config.cache_dir()));
+    let store = super::layered(&scope.config)?;
     let mut planner = Planner::new(&scope.config, &store);
     let root = planner.plan(Box::new(Typed::<S>::new(args)));
     planner.save_index();

@@ -17,8 +17,9 @@ mod support;
 
 use std::sync::Arc;
 
+use crate::config::Config;
 use crate::key::Digest;
-use crate::store::{Layered, LocalStore};
+use crate::store::{Layered, LocalStore, StoreError, open_remote};
 use crate::{BoxError, Error};
 
 pub use graph::{Graph, Node as GraphNode, State, explain, graph};
@@ -44,14 +45,15 @@ use stage::Typed;
 /// See [`Error`].
 pub fn call<S: Stage>(args: S::Args) -> Result<S::Value, Error> {
     let scope = Scope::current();
-    let store = Layered::new(LocalStore::new(scope.config.cache_dir()));
+    let store = layered(&scope.config)?;
     let mut planner = Planner::new(&scope.config, &store);
     let root = planner.plan(Box::new(Typed::<S>::new(args)));
     planner.save_index();
     let root = root?;
     let nodes = planner.nodes;
     let (value, keys) = exec::execute(&scope, &store, &nodes, root);
-    record::record_run(&scope.config, &nodes, &keys, root);
+    record::record_run(&store, &nodes, &keys, root);
+    store.finish().map_err(remote_error)?;
     let typed = Arc::downcast::<S::Value>(value?)
         .map_err(|_| internal(S::INFO, "the output has another type"))?;
     Arc::try_unwrap(typed).map_err(|_| internal(S::INFO, "the output is still shared"))
@@ -68,7 +70,7 @@ pub fn call<S: Stage>(args: S::Args) -> Result<S::Value, Error> {
 /// known.
 pub fn key<S: Stage>(args: S::Args) -> Result<Digest, Error> {
     let scope = Scope::current();
-    let store = Layered::new(LocalStore::new(scope.config.cache_dir()));
+    let store = layered(&scope.config)?;
     let mut planner = Planner::new(&scope.config, &store);
     let root = planner.plan(Box::new(Typed::<S>::new(args)));
     planner.save_index();
@@ -81,6 +83,52 @@ pub fn key<S: Stage>(args: S::Args) -> Result<Digest, Error> {
             .find(|n| n.output.is_none())
             .map_or_else(String::new, |n| n.path.clone()),
     })
+}
+
+/// The store of a call: the cache folder, and the remote cache behind it when one is set.
+/// A remote that cannot be opened is a warning (once per process), or an error when it is
+/// required.
+pub(crate) fn layered(config: &Config) -> Result<Layered, Error> {
+    let local = Layered::new(LocalStore::new(config.cache_dir()));
+    let Some(remote) = config.remote_cache() else {
+        return Ok(local);
+    };
+    match open_remote(remote) {
+        Ok(store) => {
+            let layered = local
+                .with_remote(store)
+                .upload(remote.upload_mode())
+                .required(remote.is_required());
+            layered.check().map_err(remote_error)?;
+            Ok(layered)
+        }
+        Err(e) if remote.is_required() => Err(remote_error(e)),
+        Err(e) => {
+            warn_once(&format!("{e}: the remote cache is not used"));
+            Ok(local)
+        }
+    }
+}
+
+fn remote_error(e: StoreError) -> Error {
+    match e {
+        StoreError::Unavailable { location, source } => Error::Remote { location, source },
+        other => Error::Remote {
+            location: String::new(),
+            source: other.into(),
+        },
+    }
+}
+
+fn warn_once(message: &str) {
+    static SAID: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+        std::sync::LazyLock::new(Default::default);
+    if SAID
+        .lock()
+        .is_ok_and(|mut said| said.insert(message.to_owned()))
+    {
+        crate::error::warn(message);
+    }
 }
 
 fn internal(info: &StageInfo, what: &str) -> Error {

@@ -18,6 +18,7 @@ use crate::key::{Ancestor, Digest, FORMAT, HashedFile, Ingredients, Input, Named
 use crate::run::info::{StageInfo, tracked_closure};
 use crate::run::items::{Elements, Gather};
 use crate::run::param::Params;
+use crate::run::record;
 use crate::run::stage::{Call, CodecInfo, Dep, Plan};
 use crate::store::{Entry, Found, Layered};
 
@@ -37,6 +38,8 @@ pub(crate) struct Node {
     pub(crate) raw: Vec<PathBuf>,
     /// For a per-item stage: what it goes over.
     pub(crate) map: Option<Map>,
+    /// Raw inputs that are missing, keyed by the hash a run recorded (allow-missing).
+    pub(crate) missing: Vec<PathBuf>,
     /// The key, when every ancestor's output is known.
     pub(crate) key: Option<Digest>,
     /// What this node's descendants' keys take from it, when known: the blake3 of its
@@ -100,6 +103,7 @@ struct Deps {
     raw: Vec<PathBuf>,
     bindings: Vec<Binding>,
     map: Option<Map>,
+    missing: Vec<PathBuf>,
 }
 
 /// Derives the nodes of a call, ancestors before descendants.
@@ -215,6 +219,7 @@ impl<'a> Planner<'a> {
             bindings: deps.bindings,
             raw: deps.raw,
             map: deps.map,
+            missing: deps.missing,
             key,
             output: None,
             entry: None,
@@ -235,11 +240,29 @@ impl<'a> Planner<'a> {
                     deps.bindings.push(Binding::One(id));
                 }
                 Dep::Raw { param, path } => {
-                    let (hash, resolved) = self.raw(info, path, StatIndex::hash)?;
+                    let resolved = self.config.resolve_input(path.as_ref());
+                    let hash = match self.index.hash(&resolved) {
+                        Ok(hash) => Digest::from(hash),
+                        Err(source) => {
+                            match record::missing_input(self.config, self.store, path, &source) {
+                                Some(hash) => {
+                                    deps.missing.push(resolved.clone());
+                                    hash
+                                }
+                                None => {
+                                    return Err(Error::Input {
+                                        stage: info.path(),
+                                        path: resolved,
+                                        source,
+                                    });
+                                }
+                            }
+                        }
+                    };
                     deps.inputs.push(Input {
                         param: param.to_owned(),
                         path: path.to_owned(),
-                        hash: Digest::from(hash),
+                        hash,
                     });
                     deps.raw.push(resolved);
                 }

@@ -1,16 +1,19 @@
 //! A record of each call: which keys its pipeline used. `stage gc` keeps what the latest
 //! runs used and removes the rest.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::key::Digest;
 use crate::run::plan::Node;
+use crate::store::Layered;
 
 /// The folder of run records, inside the cache root.
 pub const RUNS_DIR: &str = "runs";
@@ -51,11 +54,12 @@ pub struct UsedKey {
 }
 
 impl RunRecord {
-    /// Writes the record as a new file in `<root>/runs/` (atomically: temporary + rename).
+    /// Writes the record as a new file in `<root>/runs/` (atomically: temporary + rename),
+    /// and returns its name (`runs/<file>`).
     ///
     /// # Errors
     /// When the folder cannot be written.
-    pub fn write(&self, root: &Path) -> io::Result<()> {
+    pub fn write(&self, root: &Path) -> io::Result<String> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let dir = root.join(RUNS_DIR);
         fs::create_dir_all(&dir)?;
@@ -67,11 +71,11 @@ impl RunRecord {
         );
         let tmp = dir.join(format!(".tmp-{name}"));
         fs::write(&tmp, serde_json::to_vec(self).map_err(io::Error::other)?)?;
-        fs::rename(&tmp, dir.join(name))?;
+        fs::rename(&tmp, dir.join(&name))?;
         if n % 32 == 31 {
             prune(&dir);
         }
-        Ok(())
+        Ok(format!("{RUNS_DIR}/{name}"))
     }
 
     /// Every readable record in `root`, oldest first.
@@ -96,9 +100,10 @@ impl RunRecord {
     }
 }
 
-/// Notes the keys a call's pipeline used, for `stage gc`; a cache that cannot be written
-/// has already been warned about.
-pub(crate) fn record_run(config: &Config, nodes: &[Node], keys: &[Option<Digest>], root: usize) {
+/// Notes the keys a call's pipeline used, for `stage gc`, `stage pull` and missing raw
+/// inputs, locally and in the remote cache; a cache that cannot be written has already been
+/// warned about.
+pub(crate) fn record_run(store: &Layered, nodes: &[Node], keys: &[Option<Digest>], root: usize) {
     let used: Vec<UsedKey> = nodes
         .iter()
         .zip(keys)
@@ -130,9 +135,67 @@ pub(crate) fn record_run(config: &Config, nodes: &[Node], keys: &[Option<Digest>
         used,
         inputs,
     };
-    if let Err(e) = record.write(config.cache_dir()) {
-        tracing::debug!(error = %e, "run record not written");
+    match record.write(store.local().root()) {
+        Ok(name) => {
+            if let Ok(bytes) = serde_json::to_vec(&record) {
+                store.share_record(&name, bytes);
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "run record not written"),
     }
+}
+
+/// The content hash recorded for the raw input written `path` by the latest run that read
+/// it (local records, else the remote cache's), when `config` allows missing inputs and
+/// `error` says the input is missing; warns once per path.
+pub(crate) fn missing_input(
+    config: &Config,
+    store: &Layered,
+    path: &str,
+    error: &io::Error,
+) -> Option<Digest> {
+    static SAID: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Mutex::default);
+    if !config.allows_missing() || error.kind() != io::ErrorKind::NotFound {
+        return None;
+    }
+    let hash = recorded(store, path)?;
+    if SAID
+        .lock()
+        .is_ok_and(|mut said| said.insert(path.to_owned()))
+    {
+        crate::error::warn(&format!(
+            "raw input `{path}` is missing: keyed by the content the latest run recorded \
+             for it ({}), as STAGE_ALLOW_MISSING asks",
+            hash.short()
+        ));
+    }
+    Some(hash)
+}
+
+/// Remote records read at most when looking for an input's hash.
+const REMOTE_RECORDS: usize = 32;
+
+fn recorded(store: &Layered, path: &str) -> Option<Digest> {
+    let in_record = |record: &RunRecord| {
+        record
+            .inputs
+            .iter()
+            .find(|input| input.path == path)
+            .map(|input| input.hash)
+    };
+    let local = RunRecord::read_all(store.local().root());
+    if let Some(hash) = local.iter().rev().find_map(|(_, r)| in_record(r)) {
+        return Some(hash);
+    }
+    let remote = store.remote()?;
+    let mut names = remote.list_records(&format!("{RUNS_DIR}/")).ok()?;
+    names.sort_unstable_by(|a, b| b.cmp(a));
+    names
+        .iter()
+        .take(REMOTE_RECORDS)
+        .filter_map(|name| remote.get_record(name).ok().flatten())
+        .filter_map(|bytes| serde_json::from_slice::<RunRecord>(&bytes).ok())
+        .find_map(|r| in_record(&r))
 }
 
 /// Records kept at most; older ones are removed now and then.

@@ -2,9 +2,11 @@
 //! [`Store`] writes the payload first and the metadata last, so an entry without intact
 //! metadata that matches its payload does not exist.
 //!
-//! [`LocalStore`] keeps entries in a folder. Other stores (an object store, a local store in
-//! front of a remote one, a read-only view) implement the same trait.
+//! [`LocalStore`] keeps entries in a folder; `RemoteStore` (feature `remote`) in an object
+//! store. Wrappers add behaviour around any store: [`ReadOnly`] refuses writes, [`Breaker`]
+//! stops using a store that failed. [`Layered`] puts the local folder in front of a remote.
 
+mod breaker;
 mod checksum;
 mod entry;
 mod files;
@@ -13,15 +15,20 @@ mod layered;
 mod local;
 mod lock;
 mod payload;
+mod read_only;
+#[cfg(feature = "remote")]
+mod remote;
+mod uploads;
 
 use std::fmt;
-use std::io;
+use std::io::{self, Write};
 use std::path::Path;
 
 use bytes::Bytes;
 
 use crate::key::Digest;
 
+pub use breaker::Breaker;
 pub(crate) use checksum::check_segments;
 pub use entry::{Entry, decode_meta, encode_meta, meta_format};
 pub(crate) use files::now_ms;
@@ -30,6 +37,31 @@ pub use layered::{Found, Layered};
 pub(crate) use local::payload_name;
 pub use local::{ITEMS, KeyLock, LocalStore, LockAttempt};
 pub use payload::PayloadWriter;
+pub use read_only::ReadOnly;
+#[cfg(feature = "remote")]
+pub use remote::RemoteStore;
+
+/// The store a [`Remote`](crate::config::Remote) names, wrapped in a [`Breaker`] (and
+/// [`ReadOnly`] when asked), made once per process.
+///
+/// # Errors
+/// When the URL is not one this build can open (a cloud whose feature is off), or an
+/// option is not valid.
+pub fn open_remote(
+    remote: &crate::config::Remote,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    #[cfg(feature = "remote")]
+    {
+        remote::open(remote)
+    }
+    #[cfg(not(feature = "remote"))]
+    {
+        Err(StoreError::Unavailable {
+            location: remote.url().to_owned(),
+            source: "a remote cache needs `stage` built with its `remote` feature (and `aws`, `gcp` or `azure` for a cloud)".into(),
+        })
+    }
+}
 
 /// A place that keeps cache entries: a local folder, a bucket, or a combination.
 ///
@@ -53,6 +85,16 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// # Errors
     /// When it cannot be read, or does not match (`StoreError::Damaged`).
     fn read(&self, entry: &Entry) -> Result<Bytes, StoreError>;
+
+    /// Writes the payload of `entry` into `out` as it arrives, checking it against the
+    /// entry's size and blake3: what `out` holds is checked only once this returns `Ok`.
+    ///
+    /// # Errors
+    /// When it cannot be read, or does not match (`StoreError::Damaged`).
+    fn read_into(&self, entry: &Entry, out: &mut dyn Write) -> Result<(), StoreError> {
+        out.write_all(&self.read(entry)?)?;
+        Ok(())
+    }
 
     /// Commits `entry`, whose payload is the local file `payload`: the payload first, the
     /// metadata last. An entry that exists already is kept as it is, and returned.
@@ -92,6 +134,24 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// # Errors
     /// When the store cannot be listed.
     fn list_records(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Whether the store accepts writes at all.
+    fn writable(&self) -> bool {
+        true
+    }
+
+    /// Checks that the store can be reached, with one small request.
+    ///
+    /// # Errors
+    /// When it cannot.
+    fn probe(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Why the store is no longer used in this process, when it failed.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What [`Store::put`] found.
@@ -145,6 +205,12 @@ pub enum StoreError {
         #[source]
         source: crate::BoxError,
     },
+    /// The store is read-only.
+    #[error("{location} is read-only")]
+    ReadOnly {
+        /// The store's location.
+        location: String,
+    },
     /// A local file could not be read or written.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -157,7 +223,7 @@ impl StoreError {
         match self {
             StoreError::Damaged(_) => true,
             StoreError::Io(e) => e.kind() == io::ErrorKind::InvalidData,
-            StoreError::Unavailable { .. } => false,
+            StoreError::Unavailable { .. } | StoreError::ReadOnly { .. } => false,
         }
     }
 }

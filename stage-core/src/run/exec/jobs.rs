@@ -92,34 +92,49 @@ impl Exec<'_> {
             })?
     }
 
+    /// Takes the lock of node `i`'s key, so that no other thread or process computes it
+    /// too; one that got there first may have written its entry meanwhile.
+    fn claim(&self, i: usize) -> Claim {
+        let node = &self.nodes[i];
+        let key = self.lock().keys[i];
+        let (true, Some(key)) = (node.persistent(), key) else {
+            return Claim::Ours(None);
+        };
+        let lock = match self.store.local().try_lock(&node.path, &key) {
+            LockAttempt::Busy => {
+                self.lock()
+                    .delayed
+                    .push((Instant::now() + LOCK_POLL, Job::Compute(i)));
+                return Claim::Later;
+            }
+            LockAttempt::Held(held) => Some(held),
+            LockAttempt::Unavailable => None,
+        };
+        if let Some((entry, found)) = self.store.lookup(&node.path, &key)
+            && let Ok(value) = self.read(i, &entry, found)
+        {
+            let mut st = self.lock();
+            self.release_inputs(&mut st, i);
+            st.outputs[i] = Some(entry.blake3);
+            self.notify_output(&mut st, i);
+            self.record(node, Some(key), Outcome::Loaded);
+            Self::complete(&mut st, i, value);
+            return Claim::Done;
+        }
+        Claim::Ours(lock)
+    }
+
     pub(super) fn compute(&self, i: usize) {
         let node = &self.nodes[i];
-        let mut lock = None;
-        let key = self.lock().keys[i];
-        if node.persistent()
-            && let Some(key) = key
-        {
-            match self.store.local().try_lock(&node.path, &key) {
-                LockAttempt::Busy => {
-                    self.lock()
-                        .delayed
-                        .push((Instant::now() + LOCK_POLL, Job::Compute(i)));
-                    return;
-                }
-                LockAttempt::Held(held) => lock = Some(held),
-                LockAttempt::Unavailable => {}
-            }
-            if let Some((entry, found)) = self.store.lookup(&node.path, &key)
-                && let Ok(value) = self.read(i, &entry, found)
-            {
-                let mut st = self.lock();
-                self.release_inputs(&mut st, i);
-                st.outputs[i] = Some(entry.blake3);
-                self.notify_output(&mut st, i);
-                self.record(node, Some(key), Outcome::Loaded);
-                Self::complete(&mut st, i, value);
-                return;
-            }
+        let lock = match self.claim(i) {
+            Claim::Ours(lock) => lock,
+            Claim::Later | Claim::Done => return,
+        };
+        if let Some(path) = node.missing.first() {
+            let mut st = self.lock();
+            self.release_inputs(&mut st, i);
+            st.fail(missing_input(node, path));
+            return;
         }
         if node.map.is_some() {
             self.expand(i, lock);
@@ -346,6 +361,29 @@ impl Exec<'_> {
                 event.key = key;
             }
         });
+    }
+}
+
+/// What [`Exec::claim`] found.
+enum Claim {
+    /// Compute it, holding this lock (when locks can be taken).
+    Ours(Option<KeyLock>),
+    /// Another holds the lock: try again later.
+    Later,
+    /// Another computed it meanwhile: it was read.
+    Done,
+}
+
+/// A stage that has to run while one of its raw inputs is missing (allow-missing).
+fn missing_input(node: &Node, path: &std::path::Path) -> Error {
+    Error::Input {
+        stage: node.path.clone(),
+        path: path.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the input is missing, and no cache has the result of this stage for the content \
+             the latest run recorded for it (STAGE_ALLOW_MISSING)",
+        ),
     }
 }
 
