@@ -7,11 +7,13 @@ use crate::config::Config;
 use crate::{BoxError, Digest};
 
 mod bincode;
+mod ipc;
 mod parquet;
 mod payload;
 
 pub use bincode::BincodeData;
-pub use parquet::ParquetData;
+pub use ipc::ArrowData;
+pub use parquet::{ParquetData, ROW_GROUP_ROWS};
 pub use payload::{Damaged, Payload, PayloadReader, Reads, Segments};
 
 /// A way to keep values of type `T` in the cache: `cache = path::ToYourCodec` in
@@ -155,6 +157,7 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         let junk = &b"PAR1 definitely not parquet PAR1"[..];
         assert!(<Parquet as Codec<RecordBatch>>::decode(Payload::unchecked(junk)).is_err());
+        assert!(<Arrow as Codec<RecordBatch>>::decode(Payload::unchecked(junk)).is_err());
         assert!(<Bincode as Codec<Vec<String>>>::decode(Payload::unchecked(junk)).is_err());
     }
 }

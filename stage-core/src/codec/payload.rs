@@ -137,6 +137,18 @@ impl Payload {
         PayloadReader(inner)
     }
 
+    /// The open payload file, when the payload arrives as one ([`Reads::File`]): its content
+    /// was checked whole before the decoder got it, and it is positioned at its start.
+    ///
+    /// # Errors
+    /// The payload itself when it does not arrive as a file.
+    pub fn into_file(self) -> Result<File, Payload> {
+        match self.source {
+            Source::File(file) => Ok(file),
+            source => Err(Payload { source, ..self }),
+        }
+    }
+
     /// The payload's checked segments, when it arrives that way.
     ///
     /// # Errors
