@@ -16,8 +16,6 @@ use stage::arrow::compute::{filter_record_batch, kernels::numeric::mul};
 use stage::arrow::datatypes::{DataType, Field, Schema};
 use stage::parquet::arrow::ArrowWriter;
 use stage::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use stage::parquet::basic::Compression;
-use stage::parquet::file::properties::WriterProperties;
 use stage::stage;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -147,7 +145,7 @@ pub fn summarise(batch: &RecordBatch) -> Result<Summary, BoxError> {
     })
 }
 
-// ---- through #[stage]
+// ---- through #[stage]: parquet entries
 
 #[stage(cache = parquet)]
 pub fn load(csv: stage::File) -> Result<RecordBatch, BoxError> {
@@ -164,18 +162,32 @@ pub fn summary(rows: &RecordBatch, csv: stage::File) -> Result<Summary, BoxError
     summarise(rows)
 }
 
-// ---- by hand: the same files, checked by existence only
+// ---- through #[stage]: Arrow IPC entries
+
+#[stage(cache = arrow)]
+pub fn load_ipc(csv: stage::File) -> Result<RecordBatch, BoxError> {
+    read_csv(csv.path())
+}
+
+#[stage(trips = load_ipc(csv), cache = arrow)]
+pub fn clean_ipc(trips: &RecordBatch, csv: stage::File) -> Result<RecordBatch, BoxError> {
+    clean_batch(trips)
+}
+
+#[stage(rows = clean_ipc(csv))]
+pub fn summary_ipc(rows: &RecordBatch, csv: stage::File) -> Result<Summary, BoxError> {
+    summarise(rows)
+}
+
+// ---- by hand: the same files, checked by existence only, with parquet's defaults
+// (uncompressed pages, row groups of 1,048,576 rows) and one reader
 
 fn write_parquet(batch: &RecordBatch, path: &Path) -> Result<(), BoxError> {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(batch.num_rows().max(1)))
-        .build();
     let file = File::create(path)?;
     let mut writer = ArrowWriter::try_new(
         BufWriter::with_capacity(1 << 20, file),
         batch.schema(),
-        Some(props),
+        None,
     )?;
     writer.write(batch)?;
     let file = writer
@@ -218,9 +230,130 @@ pub fn by_hand(csv: &Path, dir: &Path) -> Result<Summary, BoxError> {
     summarise(&clean)
 }
 
+/// How `#[stage]` keeps W1's entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Parquet,
+    Arrow,
+}
+
 /// The pipeline through `#[stage]`, caching in `dir`.
-pub fn through_stage(csv: &Path, dir: &Path) -> Result<Summary, BoxError> {
-    Ok(stage::Config::from_env()
-        .dir(dir)
-        .scope(|| summary(stage::File::new(csv)))?)
+pub fn through_stage(csv: &Path, dir: &Path, format: Format) -> Result<Summary, BoxError> {
+    let config = stage::Config::from_env().dir(dir);
+    let file = stage::File::new(csv);
+    Ok(match format {
+        Format::Parquet => config.scope(|| summary(file))?,
+        Format::Arrow => config.scope(|| summary_ipc(file))?,
+    })
+}
+
+// ---- whole processes: each run a child process, timed by its parent
+
+/// The peak resident memory of this process so far, in KiB (Linux; `None` elsewhere).
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The line a child prints last, for its parent: its peak resident memory.
+pub const PEAK_LINE: &str = "W1_PEAK_KIB=";
+
+/// One whole-process run: wall time and peak resident memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    pub seconds: f64,
+    pub peak_mib: f64,
+}
+
+/// Runs `exe` with `args` as a child process; it must print [`PEAK_LINE`].
+pub fn run_child(exe: &Path, args: &[&std::ffi::OsStr]) -> Result<Run, BoxError> {
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(exe).args(args).output()?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(format!("{args:?} failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let kib: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(PEAK_LINE))
+        .ok_or("the child did not say its peak memory")?
+        .trim()
+        .parse()?;
+    #[allow(clippy::cast_precision_loss, reason = "KiB of a process fit a f64")]
+    let peak_mib = kib as f64 / 1024.0;
+    Ok(Run { seconds, peak_mib })
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        f64::midpoint(values[n / 2 - 1], values[n / 2])
+    }
+}
+
+/// The modes of [`compare`]: the hand-written pipeline first, as the baseline.
+pub const MODES: [&str; 3] = ["hand", "stage", "arrow"];
+
+/// Runs W1 as whole processes of `exe` (`exe MODE CSV DIR`): for each of `runs` rounds,
+/// each mode cold (an empty cache) and then `warm` times warm, the modes interleaved so
+/// that each round's figures are paired. Prints medians and, for each mode, the median
+/// of its paired ratios to the hand-written pipeline.
+pub fn compare(exe: &Path, csv: &Path, runs: usize, warm: usize) -> Result<(), BoxError> {
+    type Figures = Vec<Vec<Run>>;
+    let (mut cold, mut hot): (Figures, Figures) = (vec![vec![]; 3], vec![vec![]; 3]);
+    for round in 0..runs {
+        let dirs: Vec<tempfile::TempDir> = MODES
+            .iter()
+            .map(|_| tempfile::tempdir())
+            .collect::<Result<_, _>>()?;
+        for (m, mode) in MODES.iter().enumerate() {
+            let args = [mode.as_ref(), csv.as_os_str(), dirs[m].path().as_os_str()];
+            cold[m].push(run_child(exe, &args)?);
+        }
+        for _ in 0..warm {
+            for (m, mode) in MODES.iter().enumerate() {
+                let args = [mode.as_ref(), csv.as_os_str(), dirs[m].path().as_os_str()];
+                hot[m].push(run_child(exe, &args)?);
+            }
+        }
+        eprintln!("round {} of {runs} done", round + 1);
+    }
+    println!("W1, whole processes, {runs} rounds (cold once, warm {warm} times each), medians:");
+    println!(
+        "{:<8} {:>8} {:>8} {:>9} {:>9} | {:>8} {:>8} {:>9} {:>9}",
+        "", "cold s", "× hand", "peak MiB", "× hand", "warm s", "× hand", "peak MiB", "× hand"
+    );
+    for (m, mode) in MODES.iter().enumerate() {
+        let mut cells = Vec::new();
+        for figures in [&cold, &hot] {
+            let ratio = |f: fn(&Run) -> f64| {
+                let mut r: Vec<f64> = figures[m]
+                    .iter()
+                    .zip(&figures[0])
+                    .map(|(a, b)| f(a) / f(b))
+                    .collect();
+                median(&mut r)
+            };
+            let mut secs: Vec<f64> = figures[m].iter().map(|r| r.seconds).collect();
+            let mut peak: Vec<f64> = figures[m].iter().map(|r| r.peak_mib).collect();
+            cells.push(format!(
+                "{:>8.3} {:>7.2}× {:>9.1} {:>8.2}×",
+                median(&mut secs),
+                ratio(|r| r.seconds),
+                median(&mut peak),
+                ratio(|r| r.peak_mib)
+            ));
+        }
+        println!("{mode:<8} {} | {}", cells[0], cells[1]);
+    }
+    Ok(())
 }
