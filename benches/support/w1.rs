@@ -135,13 +135,13 @@ pub fn summarise(batch: &RecordBatch) -> Result<Summary, BoxError> {
         .as_any()
         .downcast_ref::<Float64Array>()
         .ok_or("z")?;
-    let mut sums: BTreeMap<String, f64> = BTreeMap::new();
-    for i in 0..batch.num_rows() {
-        *sums.entry(cat.value(i).to_owned()).or_default() += z.value(i);
+    let mut sums: BTreeMap<&str, f64> = BTreeMap::new();
+    for (cat, z) in cat.iter().zip(z.values()) {
+        *sums.entry(cat.unwrap_or_default()).or_default() += z;
     }
     Ok(Summary {
         rows: batch.num_rows(),
-        z_by_category: sums,
+        z_by_category: sums.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
     })
 }
 

@@ -77,7 +77,7 @@ pub(crate) fn schema_of<T: ArrowData>(value: &T) -> SchemaRef {
 impl<T: ArrowData> Codec<T> for Arrow {
     const ID: &'static str = "arrow-ipc/1";
     const EXTENSION: &'static str = "arrow";
-    const READS: Reads = Reads::Whole;
+    const READS: Reads = Reads::Map;
 
     fn encode<W: Write + Send>(value: &T, out: &mut W, _: &str) -> Result<(), BoxError> {
         let schema = schema_of(value);

@@ -19,6 +19,10 @@ pub enum Reads {
     /// An open file, checked whole before the decoder starts, which then reads the parts it
     /// needs: for large payloads whose decoder should not hold all of them in memory.
     File,
+    /// The whole payload as [`Reads::Whole`] gives it, but a large one is the file mapped
+    /// into memory rather than a copy: for formats whose values keep using the bytes in
+    /// place (Arrow IPC), so that a hit costs its checksum and nothing else.
+    Map,
 }
 
 /// A payload handed to [`Codec::decode`](super::Codec::decode).

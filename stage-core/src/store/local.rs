@@ -105,7 +105,15 @@ impl LocalStore {
                 super::checksum::check_file(&file, entry.bytes, entry.blake3)?;
                 Ok(f(Payload::checked_file(file, entry.bytes)))
             }
-            Reads::Whole | Reads::Stream => Ok(f(Payload::checked(entry.read_payload(&path)?))),
+            Reads::Map if entry.bytes >= super::mapped::MAP_MIN => {
+                let file = entry.open_payload(&path)?;
+                let bytes = super::mapped::map(&file)?;
+                entry.check(&bytes)?;
+                Ok(f(Payload::checked(bytes)))
+            }
+            Reads::Whole | Reads::Stream | Reads::Map => {
+                Ok(f(Payload::checked(entry.read_payload(&path)?)))
+            }
         }
     }
 
@@ -440,7 +448,7 @@ mod tests {
         assert_eq!(listed[0].stage, "demo::s");
         assert!(listed[0].meta);
         assert_eq!(listed[0].payload_bytes, Some(7));
-        for reads in [Reads::Whole, Reads::Stream, Reads::File] {
+        for reads in [Reads::Whole, Reads::Stream, Reads::File, Reads::Map] {
             let back = store
                 .with_payload(&found, reads, |p| p.into_bytes().unwrap())
                 .unwrap();

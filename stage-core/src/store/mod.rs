@@ -11,6 +11,7 @@ mod files;
 mod layered;
 mod local;
 mod lock;
+mod mapped;
 mod payload;
 
 use std::fmt;
