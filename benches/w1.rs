@@ -17,7 +17,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group};
 use stage::stage;
 
 fn csv() -> PathBuf {
@@ -121,5 +121,50 @@ fn diamond(c: &mut Criterion) {
     group.finish();
 }
 
+/// W1 as whole processes (this benchmark re-run as a child process for each run): wall
+/// time and peak memory, cold and warm, medians of paired runs.
+fn whole_processes() {
+    let csv = csv();
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let command = |mode: &str, csv: &Path, dir: &Path| {
+        let mut command = std::process::Command::new(&exe);
+        command
+            .env(CHILD, mode)
+            .env(CHILD_CSV, csv)
+            .env(CHILD_DIR, dir);
+        command
+    };
+    if let Err(e) = w1::compare(command, &csv, 5, 3) {
+        eprintln!("whole-process runs failed: {e}");
+    }
+}
+
+/// Set in a child process of [`whole_processes`]: the mode it runs, and on what.
+const CHILD: &str = "STAGE_W1_CHILD";
+const CHILD_CSV: &str = "STAGE_W1_CHILD_CSV";
+const CHILD_DIR: &str = "STAGE_W1_CHILD_DIR";
+
 criterion_group!(benches, warm, cold, diamond);
-criterion_main!(benches);
+
+fn main() {
+    if let (Some(mode), Some(csv), Some(dir)) = (
+        std::env::var_os(CHILD),
+        std::env::var_os(CHILD_CSV),
+        std::env::var_os(CHILD_DIR),
+    ) {
+        let mode = mode.to_string_lossy();
+        if let Err(e) = w1::run_mode(&mode, Path::new(&csv), Path::new(&dir)) {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // Not when the benchmarks only run once, as tests.
+    if !std::env::args().any(|a| a == "--test" || a == "--list") {
+        whole_processes();
+    }
+}

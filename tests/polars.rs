@@ -24,7 +24,7 @@ fn describe(frame: &DataFrame) -> String {
         .map(|c| format!("{}:{}", c.name(), c.null_count()))
         .collect();
     let fare = frame.column("fare").unwrap().f64().unwrap();
-    let total: f64 = fare.into_iter().flatten().sum();
+    let total: f64 = fare.iter().flatten().sum();
     let driver = frame.column("driver").unwrap().str().unwrap();
     format!(
         "ROWS={} NULLS={} FARES={total:.1} FIRST={:?}",
@@ -69,7 +69,7 @@ fn a_new_process_reads_frames_back() {
             .to_owned()
     };
     // 500 trips of 3 or 4 passengers; fares null on every 5th id, drivers on every 7th.
-    let frame = "ROWS=500 NULLS=id:0,fare:100,driver:72,passengers:0";
+    let frame = "FRAME ROWS=500 NULLS=id:0,fare:100,driver:72,passengers:0";
     let first = child();
     assert!(first.starts_with(frame), "{first}");
     assert!(first.ends_with("SAME=true LOADED="), "{first}");

@@ -266,13 +266,17 @@ pub struct Run {
     pub peak_mib: f64,
 }
 
-/// Runs `exe` with `args` as a child process; it must print [`PEAK_LINE`].
-pub fn run_child(exe: &Path, args: &[&std::ffi::OsStr]) -> Result<Run, BoxError> {
+/// Runs `command` as a child process; it must print [`PEAK_LINE`].
+pub fn run_child(mut command: std::process::Command) -> Result<Run, BoxError> {
     let started = std::time::Instant::now();
-    let out = std::process::Command::new(exe).args(args).output()?;
+    let out = command.output()?;
     let seconds = started.elapsed().as_secs_f64();
     if !out.status.success() {
-        return Err(format!("{args:?} failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+        return Err(format!(
+            "{command:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let kib: u64 = stdout
@@ -284,6 +288,26 @@ pub fn run_child(exe: &Path, args: &[&std::ffi::OsStr]) -> Result<Run, BoxError>
     #[allow(clippy::cast_precision_loss, reason = "KiB of a process fit a f64")]
     let peak_mib = kib as f64 / 1024.0;
     Ok(Run { seconds, peak_mib })
+}
+
+/// Runs one mode of W1 (`hand`, `stage`, `arrow`) on `csv` with its cache in `dir`, and
+/// prints its result and [`PEAK_LINE`]: what a child process of [`compare`] does.
+pub fn run_mode(mode: &str, csv: &Path, dir: &Path) -> Result<(), BoxError> {
+    let summary = match mode {
+        "stage" => through_stage(csv, dir, Format::Parquet)?,
+        "arrow" => through_stage(csv, dir, Format::Arrow)?,
+        "hand" => by_hand(csv, dir)?,
+        other => return Err(format!("unknown mode `{other}`: hand, stage or arrow").into()),
+    };
+    println!(
+        "{} rows, {} categories",
+        summary.rows,
+        summary.z_by_category.len()
+    );
+    if let Some(kib) = peak_rss_kib() {
+        println!("{PEAK_LINE}{kib}");
+    }
+    Ok(())
 }
 
 /// The median of `values` (the mean of the middle two for an even count).
@@ -303,26 +327,29 @@ pub fn median(values: &mut [f64]) -> f64 {
 /// The modes of [`compare`]: the hand-written pipeline first, as the baseline.
 pub const MODES: [&str; 3] = ["hand", "stage", "arrow"];
 
-/// Runs W1 as whole processes of `exe` (`exe MODE CSV DIR`): for each of `runs` rounds,
+/// Runs W1 as whole processes, `command(mode, csv, dir)` each: for each of `runs` rounds,
 /// each mode cold (an empty cache) and then `warm` times warm, the modes interleaved so
 /// that each round's figures are paired. Prints medians and, for each mode, the median
 /// of its paired ratios to the hand-written pipeline.
-pub fn compare(exe: &Path, csv: &Path, runs: usize, warm: usize) -> Result<(), BoxError> {
+pub fn compare(
+    command: impl Fn(&str, &Path, &Path) -> std::process::Command,
+    csv: &Path,
+    runs: usize,
+    warm: usize,
+) -> Result<(), BoxError> {
     type Figures = Vec<Vec<Run>>;
     let (mut cold, mut hot): (Figures, Figures) = (vec![vec![]; 3], vec![vec![]; 3]);
     for round in 0..runs {
-        let dirs: Vec<tempfile::TempDir> = MODES
+        let dirs = MODES
             .iter()
             .map(|_| tempfile::tempdir())
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         for (m, mode) in MODES.iter().enumerate() {
-            let args = [mode.as_ref(), csv.as_os_str(), dirs[m].path().as_os_str()];
-            cold[m].push(run_child(exe, &args)?);
+            cold[m].push(run_child(command(mode, csv, dirs[m].path()))?);
         }
         for _ in 0..warm {
             for (m, mode) in MODES.iter().enumerate() {
-                let args = [mode.as_ref(), csv.as_os_str(), dirs[m].path().as_os_str()];
-                hot[m].push(run_child(exe, &args)?);
+                hot[m].push(run_child(command(mode, csv, dirs[m].path()))?);
             }
         }
         eprintln!("round {} of {runs} done", round + 1);
@@ -333,26 +360,28 @@ pub fn compare(exe: &Path, csv: &Path, runs: usize, warm: usize) -> Result<(), B
         "", "cold s", "× hand", "peak MiB", "× hand", "warm s", "× hand", "peak MiB", "× hand"
     );
     for (m, mode) in MODES.iter().enumerate() {
-        let mut cells = Vec::new();
-        for figures in [&cold, &hot] {
-            let ratio = |f: fn(&Run) -> f64| {
-                let mut r: Vec<f64> = figures[m]
-                    .iter()
-                    .zip(&figures[0])
-                    .map(|(a, b)| f(a) / f(b))
-                    .collect();
-                median(&mut r)
-            };
-            let mut secs: Vec<f64> = figures[m].iter().map(|r| r.seconds).collect();
-            let mut peak: Vec<f64> = figures[m].iter().map(|r| r.peak_mib).collect();
-            cells.push(format!(
-                "{:>8.3} {:>7.2}× {:>9.1} {:>8.2}×",
-                median(&mut secs),
-                ratio(|r| r.seconds),
-                median(&mut peak),
-                ratio(|r| r.peak_mib)
-            ));
-        }
+        let cells: Vec<String> = [&cold, &hot]
+            .iter()
+            .map(|figures| {
+                let ratio = |f: fn(&Run) -> f64| {
+                    let mut r: Vec<f64> = figures[m]
+                        .iter()
+                        .zip(&figures[0])
+                        .map(|(a, b)| f(a) / f(b))
+                        .collect();
+                    median(&mut r)
+                };
+                let mut secs: Vec<f64> = figures[m].iter().map(|r| r.seconds).collect();
+                let mut peak: Vec<f64> = figures[m].iter().map(|r| r.peak_mib).collect();
+                format!(
+                    "{:>8.3} {:>7.2}× {:>9.1} {:>8.2}×",
+                    median(&mut secs),
+                    ratio(|r| r.seconds),
+                    median(&mut peak),
+                    ratio(|r| r.peak_mib)
+                )
+            })
+            .collect();
         println!("{mode:<8} {} | {}", cells[0], cells[1]);
     }
     Ok(())

@@ -5,7 +5,6 @@ use std::io::{Cursor, Write};
 
 use polars::prelude::{
     DataFrame, ParquetCompression as PolarsCompression, ParquetReader, ParquetWriter, SerReader,
-    ZstdLevel,
 };
 
 use super::{ParquetData, Payload, Reads};
@@ -25,7 +24,8 @@ impl ParquetData for DataFrame {
         let compression = match compression {
             ParquetCompression::None => PolarsCompression::Uncompressed,
             ParquetCompression::Snappy => PolarsCompression::Snappy,
-            ParquetCompression::Zstd => PolarsCompression::Zstd(ZstdLevel::try_new(1).ok()),
+            // Polars' own default level.
+            ParquetCompression::Zstd => PolarsCompression::Zstd(None),
         };
         // The writer takes the frame mutably to rechunk it; its columns are shared, not copied.
         let mut frame = self.clone();

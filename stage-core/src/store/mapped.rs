@@ -16,7 +16,10 @@ pub(crate) const MAP_MIN: u64 = 4 << 20;
 ///
 /// # Errors
 /// When the file cannot be mapped.
-#[allow(unsafe_code, reason = "a mapped file is read in place; see the safety note")]
+#[allow(
+    unsafe_code,
+    reason = "a mapped file is read in place; see the safety note"
+)]
 pub(crate) fn map(file: &File) -> io::Result<Bytes> {
     // SAFETY: `Mmap::map` is unsafe because the bytes of a mapping change, or their pages
     // vanish (SIGBUS), if another process writes or truncates the file in place while it is
