@@ -5,7 +5,7 @@
 
 #![allow(dead_code, reason = "each user of this file uses a part of it")]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -135,7 +135,7 @@ pub fn summarise(batch: &RecordBatch) -> Result<Summary, BoxError> {
         .as_any()
         .downcast_ref::<Float64Array>()
         .ok_or("z")?;
-    let mut sums: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut sums: HashMap<&str, f64> = HashMap::new();
     for (cat, z) in cat.iter().zip(z.values()) {
         *sums.entry(cat.unwrap_or_default()).or_default() += z;
     }
@@ -256,13 +256,27 @@ pub fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The CPU time of this process so far (every thread, user and system), in seconds
+/// (Linux; `None` elsewhere).
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    #[allow(clippy::cast_precision_loss, reason = "clock ticks fit a f64")]
+    Some(ticks as f64 / 100.0)
+}
+
 /// The line a child prints last, for its parent: its peak resident memory.
 pub const PEAK_LINE: &str = "W1_PEAK_KIB=";
+/// The line before it: its CPU time.
+pub const CPU_LINE: &str = "W1_CPU_SECONDS=";
 
-/// One whole-process run: wall time and peak resident memory.
+/// One whole-process run: wall time, CPU time and peak resident memory.
 #[derive(Debug, Clone, Copy)]
 pub struct Run {
     pub seconds: f64,
+    pub cpu: f64,
     pub peak_mib: f64,
 }
 
@@ -285,9 +299,17 @@ pub fn run_child(mut command: std::process::Command) -> Result<Run, BoxError> {
         .ok_or("the child did not say its peak memory")?
         .trim()
         .parse()?;
+    let cpu: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(CPU_LINE))
+        .map_or(Ok(f64::NAN), |s| s.trim().parse())?;
     #[allow(clippy::cast_precision_loss, reason = "KiB of a process fit a f64")]
     let peak_mib = kib as f64 / 1024.0;
-    Ok(Run { seconds, peak_mib })
+    Ok(Run {
+        seconds,
+        cpu,
+        peak_mib,
+    })
 }
 
 /// Runs one mode of W1 (`hand`, `stage`, `arrow`) on `csv` with its cache in `dir`, and
@@ -304,6 +326,9 @@ pub fn run_mode(mode: &str, csv: &Path, dir: &Path) -> Result<(), BoxError> {
         summary.rows,
         summary.z_by_category.len()
     );
+    if let Some(cpu) = cpu_seconds() {
+        println!("{CPU_LINE}{cpu}");
+    }
     if let Some(kib) = peak_rss_kib() {
         println!("{PEAK_LINE}{kib}");
     }
@@ -354,10 +379,25 @@ pub fn compare(
         }
         eprintln!("round {} of {runs} done", round + 1);
     }
-    println!("W1, whole processes, {runs} rounds (cold once, warm {warm} times each), medians:");
     println!(
-        "{:<8} {:>8} {:>8} {:>9} {:>9} | {:>8} {:>8} {:>9} {:>9}",
-        "", "cold s", "× hand", "peak MiB", "× hand", "warm s", "× hand", "peak MiB", "× hand"
+        "W1, whole processes, {runs} rounds (cold once, warm {warm} times each), medians; \
+         × hand: median of the ratios of paired runs"
+    );
+    println!(
+        "{:<6} {:>7} {:>6} {:>6} {:>6} {:>7} {:>6} | {:>7} {:>6} {:>6} {:>6} {:>7} {:>6}",
+        "cold",
+        "wall s",
+        "× hand",
+        "cpu s",
+        "× hand",
+        "peakMiB",
+        "× hand",
+        "warm",
+        "× hand",
+        "cpu s",
+        "× hand",
+        "peakMiB",
+        "× hand"
     );
     for (m, mode) in MODES.iter().enumerate() {
         let cells: Vec<String> = [&cold, &hot]
@@ -371,18 +411,20 @@ pub fn compare(
                         .collect();
                     median(&mut r)
                 };
-                let mut secs: Vec<f64> = figures[m].iter().map(|r| r.seconds).collect();
-                let mut peak: Vec<f64> = figures[m].iter().map(|r| r.peak_mib).collect();
+                let of =
+                    |f: fn(&Run) -> f64| median(&mut figures[m].iter().map(f).collect::<Vec<_>>());
                 format!(
-                    "{:>8.3} {:>7.2}× {:>9.1} {:>8.2}×",
-                    median(&mut secs),
+                    "{:>7.3} {:>5.2}× {:>6.2} {:>5.2}× {:>7.1} {:>5.2}×",
+                    of(|r| r.seconds),
                     ratio(|r| r.seconds),
-                    median(&mut peak),
+                    of(|r| r.cpu),
+                    ratio(|r| r.cpu),
+                    of(|r| r.peak_mib),
                     ratio(|r| r.peak_mib)
                 )
             })
             .collect();
-        println!("{mode:<8} {} | {}", cells[0], cells[1]);
+        println!("{mode:<6} {} | {}", cells[0], cells[1]);
     }
     Ok(())
 }

@@ -27,10 +27,10 @@ use positional::Positional;
 /// Data that `cache = parquet` can keep: an Arrow `RecordBatch` or `Vec<RecordBatch>`
 /// (and, with the `polars` feature, a Polars `DataFrame`).
 ///
-/// A `RecordBatch` is written as one row group and read back as one batch. A
-/// `Vec<RecordBatch>` is written a row group of at most [`ROW_GROUP_ROWS`] rows at a
-/// time, as its batches come, and read back as the same rows in the same order, one batch
-/// per row group: the batches are not cut at the same places. An empty `Vec` has no schema;
+/// Both are written a row group of at most [`ROW_GROUP_ROWS`] rows at a time (each written
+/// while the next is encoded). A `RecordBatch` is read back as one batch; a
+/// `Vec<RecordBatch>` as the same rows in the same order, one batch per row group: the
+/// batches are not cut at the same places. An empty `Vec` has no schema;
 /// it is kept as a file without columns and read back as an empty `Vec`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be cached as parquet",
@@ -58,7 +58,7 @@ pub trait ParquetData: Sized + Send + Sync + 'static {
     fn read_parquet(payload: Payload) -> Result<Self, BoxError>;
 }
 
-/// Rows per row group of a `Vec<RecordBatch>` (Parquet's own default).
+/// Rows per row group (Parquet's own default).
 pub const ROW_GROUP_ROWS: usize = 1 << 20;
 
 impl ParquetData for RecordBatch {
@@ -67,7 +67,7 @@ impl ParquetData for RecordBatch {
         out: &mut W,
         compression: ParquetCompression,
     ) -> Result<(), BoxError> {
-        write_batches(self, out, compression, self.num_rows())
+        write_batches(self, out, compression, ROW_GROUP_ROWS)
     }
 
     fn read_parquet(payload: Payload) -> Result<Self, BoxError> {
@@ -127,6 +127,10 @@ impl ParquetCompression {
 
 /// Writes the batches of `value` into one Parquet file, a row group every `group_rows`
 /// rows, each written as soon as it is full.
+///
+/// Without compression, values are written plain, without dictionaries: encoding is then
+/// about 1.6 times faster and decoding no slower (W1), for files about a quarter larger.
+/// With a compression, dictionaries make the files smaller still.
 fn write_batches<T: ArrowData, W: Write + Send>(
     value: &T,
     out: &mut W,
@@ -135,6 +139,7 @@ fn write_batches<T: ArrowData, W: Write + Send>(
 ) -> Result<(), BoxError> {
     let props = WriterProperties::builder()
         .set_compression(compression.to_parquet())
+        .set_dictionary_enabled(compression != ParquetCompression::None)
         .set_max_row_group_row_count(Some(group_rows.max(1)))
         .build();
     let mut writer = ArrowWriter::try_new(out, schema_of(value), Some(props))?;
