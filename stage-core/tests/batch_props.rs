@@ -107,7 +107,7 @@ impl Column {
     fn array(&self, len: usize, rng: &mut Rng) -> ArrayRef {
         let nulls = self
             .nullable
-            .then(|| NullBuffer::from_iter((0..len).map(|_| !rng.below(4).eq(&0))));
+            .then(|| (0..len).map(|_| rng.below(4) != 0).collect::<NullBuffer>());
         let valid = |i: usize| nulls.as_ref().is_none_or(|n| n.is_valid(i));
         let mut draw = |f: &mut dyn FnMut(&mut Rng) -> i64| -> Vec<Option<i64>> {
             (0..len).map(|i| valid(i).then(|| f(rng))).collect()

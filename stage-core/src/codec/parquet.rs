@@ -379,7 +379,7 @@ mod tests {
         let bytes = Bytes::from(bytes);
         for threads in [1, 2, 3, 8] {
             let (_, back) = decode_in_groups(bytes.clone(), Cut::Whole, threads, 0).unwrap();
-            assert_eq!(back, [b.clone()], "{threads} threads");
+            assert_eq!(back, std::slice::from_ref(&b), "{threads} threads");
         }
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(&bytes).unwrap();

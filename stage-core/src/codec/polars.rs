@@ -46,7 +46,7 @@ mod tests {
     use super::*;
     use crate::Parquet;
     use crate::codec::round_trip;
-    use polars::prelude::{Column, NamedFrom};
+    use polars::prelude::Column;
 
     #[test]
     fn frames_round_trip_with_their_nulls() {
