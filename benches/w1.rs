@@ -1,6 +1,7 @@
-//! W1 (2,000,000 CSV rows → parquet → filtered parquet → summary) through `#[stage]`,
-//! beside the same pipeline written by hand with arrow and parquet; and a diamond whose
-//! two independent branches run on one thread or two.
+//! W1 (2,000,000 CSV rows → cached → filtered and cached → summary) through `#[stage]`
+//! with parquet entries and with Arrow IPC entries, beside the same pipeline written by
+//! hand with parquet's defaults; and a diamond whose two independent branches run on one
+//! thread or two.
 //!
 //! `cargo bench --bench w1`. The CSV is generated once into `target/w1/`.
 
@@ -16,18 +17,22 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group};
 use stage::stage;
 
 fn csv() -> PathBuf {
     w1::generate(Path::new("target/w1/w1.csv"), w1::ROWS).expect("generate W1")
 }
 
+const FORMATS: [(&str, w1::Format); 2] = [
+    ("stage-parquet", w1::Format::Parquet),
+    ("stage-arrow", w1::Format::Arrow),
+];
+
 fn warm(c: &mut Criterion) {
     let csv = csv();
-    let (stage_dir, hand_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let hand_dir = tempfile::tempdir().unwrap();
     let expected = w1::by_hand(&csv, hand_dir.path()).unwrap();
-    assert_eq!(w1::through_stage(&csv, stage_dir.path()).unwrap(), expected);
     let mut group = c.benchmark_group("w1-warm");
     group
         .sample_size(20)
@@ -35,9 +40,16 @@ fn warm(c: &mut Criterion) {
     group.bench_function("by-hand", |b| {
         b.iter(|| black_box(w1::by_hand(&csv, hand_dir.path()).unwrap()))
     });
-    group.bench_function("stage", |b| {
-        b.iter(|| black_box(w1::through_stage(&csv, stage_dir.path()).unwrap()))
-    });
+    for (name, format) in FORMATS {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            w1::through_stage(&csv, dir.path(), format).unwrap(),
+            expected
+        );
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(w1::through_stage(&csv, dir.path(), format).unwrap()))
+        });
+    }
     group.finish();
 }
 
@@ -55,13 +67,15 @@ fn cold(c: &mut Criterion) {
             BatchSize::PerIteration,
         );
     });
-    group.bench_function("stage", |b| {
-        b.iter_batched(
-            fresh,
-            |dir| black_box(w1::through_stage(&csv, dir.path()).unwrap()),
-            BatchSize::PerIteration,
-        );
-    });
+    for (name, format) in FORMATS {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                fresh,
+                |dir| black_box(w1::through_stage(&csv, dir.path(), format).unwrap()),
+                BatchSize::PerIteration,
+            );
+        });
+    }
     group.finish();
 }
 
@@ -107,5 +121,50 @@ fn diamond(c: &mut Criterion) {
     group.finish();
 }
 
+/// W1 as whole processes (this benchmark re-run as a child process for each run): wall
+/// time and peak memory, cold and warm, medians of paired runs.
+fn whole_processes() {
+    let csv = csv();
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let command = |mode: &str, csv: &Path, dir: &Path| {
+        let mut command = std::process::Command::new(&exe);
+        command
+            .env(CHILD, mode)
+            .env(CHILD_CSV, csv)
+            .env(CHILD_DIR, dir);
+        command
+    };
+    if let Err(e) = w1::compare(command, &csv, 5, 3) {
+        eprintln!("whole-process runs failed: {e}");
+    }
+}
+
+/// Set in a child process of [`whole_processes`]: the mode it runs, and on what.
+const CHILD: &str = "STAGE_W1_CHILD";
+const CHILD_CSV: &str = "STAGE_W1_CHILD_CSV";
+const CHILD_DIR: &str = "STAGE_W1_CHILD_DIR";
+
 criterion_group!(benches, warm, cold, diamond);
-criterion_main!(benches);
+
+fn main() {
+    if let (Some(mode), Some(csv), Some(dir)) = (
+        std::env::var_os(CHILD),
+        std::env::var_os(CHILD_CSV),
+        std::env::var_os(CHILD_DIR),
+    ) {
+        let mode = mode.to_string_lossy();
+        if let Err(e) = w1::run_mode(&mode, Path::new(&csv), Path::new(&dir)) {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    // Not when the benchmarks only run once, as tests.
+    if !std::env::args().any(|a| a == "--test" || a == "--list") {
+        whole_processes();
+    }
+}

@@ -2,9 +2,9 @@
 
 #[doc(inline)]
 pub use stage_core::{
-    BoxError, Change, Codec, Config, Digest, Each, Error, Event, File, Graph, GraphNode, ItemCount,
-    Items, Outcome, ParquetCompression, Payload, PayloadReader, Reads, Reason, Remote, RunLog,
-    Shard, State, Upload, explain, observe, stages,
+    ArrowData, BoxError, Change, Codec, Config, Digest, Each, Error, Event, File, Graph, GraphNode,
+    ItemCount, Items, Outcome, ParquetCompression, ParquetData, Payload, PayloadReader, Reads,
+    Reason, Remote, RunLog, Shard, State, Upload, explain, observe, stages,
 };
 
 /// The graph of a call of `S` with `args`: every stage it reaches, with its key and whether
@@ -282,6 +282,10 @@ pub mod inspect {
 pub use arrow;
 /// The Parquet crate `stage` is built with.
 pub use parquet;
+/// The Polars crate `stage` is built with (feature `polars`): `cache = parquet` keeps its
+/// `DataFrame`s.
+#[cfg(feature = "polars")]
+pub use polars;
 
 /// Used by the code `#[stage]` generates; not a public API.
 #[doc(hidden)]

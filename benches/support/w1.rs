@@ -5,7 +5,7 @@
 
 #![allow(dead_code, reason = "each user of this file uses a part of it")]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -16,8 +16,6 @@ use stage::arrow::compute::{filter_record_batch, kernels::numeric::mul};
 use stage::arrow::datatypes::{DataType, Field, Schema};
 use stage::parquet::arrow::ArrowWriter;
 use stage::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use stage::parquet::basic::Compression;
-use stage::parquet::file::properties::WriterProperties;
 use stage::stage;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -137,17 +135,17 @@ pub fn summarise(batch: &RecordBatch) -> Result<Summary, BoxError> {
         .as_any()
         .downcast_ref::<Float64Array>()
         .ok_or("z")?;
-    let mut sums: BTreeMap<String, f64> = BTreeMap::new();
-    for i in 0..batch.num_rows() {
-        *sums.entry(cat.value(i).to_owned()).or_default() += z.value(i);
+    let mut sums: HashMap<&str, f64> = HashMap::new();
+    for (cat, z) in cat.iter().zip(z.values()) {
+        *sums.entry(cat.unwrap_or_default()).or_default() += z;
     }
     Ok(Summary {
         rows: batch.num_rows(),
-        z_by_category: sums,
+        z_by_category: sums.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
     })
 }
 
-// ---- through #[stage]
+// ---- through #[stage]: parquet entries
 
 #[stage(cache = parquet)]
 pub fn load(csv: stage::File) -> Result<RecordBatch, BoxError> {
@@ -164,18 +162,32 @@ pub fn summary(rows: &RecordBatch, csv: stage::File) -> Result<Summary, BoxError
     summarise(rows)
 }
 
-// ---- by hand: the same files, checked by existence only
+// ---- through #[stage]: Arrow IPC entries
+
+#[stage(cache = arrow)]
+pub fn load_ipc(csv: stage::File) -> Result<RecordBatch, BoxError> {
+    read_csv(csv.path())
+}
+
+#[stage(trips = load_ipc(csv), cache = arrow)]
+pub fn clean_ipc(trips: &RecordBatch, csv: stage::File) -> Result<RecordBatch, BoxError> {
+    clean_batch(trips)
+}
+
+#[stage(rows = clean_ipc(csv))]
+pub fn summary_ipc(rows: &RecordBatch, csv: stage::File) -> Result<Summary, BoxError> {
+    summarise(rows)
+}
+
+// ---- by hand: the same files, checked by existence only, with parquet's defaults
+// (uncompressed pages, row groups of 1,048,576 rows) and one reader
 
 fn write_parquet(batch: &RecordBatch, path: &Path) -> Result<(), BoxError> {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(batch.num_rows().max(1)))
-        .build();
     let file = File::create(path)?;
     let mut writer = ArrowWriter::try_new(
         BufWriter::with_capacity(1 << 20, file),
         batch.schema(),
-        Some(props),
+        None,
     )?;
     writer.write(batch)?;
     let file = writer
@@ -218,9 +230,201 @@ pub fn by_hand(csv: &Path, dir: &Path) -> Result<Summary, BoxError> {
     summarise(&clean)
 }
 
+/// How `#[stage]` keeps W1's entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Parquet,
+    Arrow,
+}
+
 /// The pipeline through `#[stage]`, caching in `dir`.
-pub fn through_stage(csv: &Path, dir: &Path) -> Result<Summary, BoxError> {
-    Ok(stage::Config::from_env()
-        .dir(dir)
-        .scope(|| summary(stage::File::new(csv)))?)
+pub fn through_stage(csv: &Path, dir: &Path, format: Format) -> Result<Summary, BoxError> {
+    let config = stage::Config::from_env().dir(dir);
+    let file = stage::File::new(csv);
+    Ok(match format {
+        Format::Parquet => config.scope(|| summary(file))?,
+        Format::Arrow => config.scope(|| summary_ipc(file))?,
+    })
+}
+
+// ---- whole processes: each run a child process, timed by its parent
+
+/// The peak resident memory of this process so far, in KiB (Linux; `None` elsewhere).
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The CPU time of this process so far (every thread, user and system), in seconds
+/// (Linux; `None` elsewhere).
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    #[allow(clippy::cast_precision_loss, reason = "clock ticks fit a f64")]
+    Some(ticks as f64 / 100.0)
+}
+
+/// The line a child prints last, for its parent: its peak resident memory.
+pub const PEAK_LINE: &str = "W1_PEAK_KIB=";
+/// The line before it: its CPU time.
+pub const CPU_LINE: &str = "W1_CPU_SECONDS=";
+
+/// One whole-process run: wall time, CPU time and peak resident memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    pub seconds: f64,
+    pub cpu: f64,
+    pub peak_mib: f64,
+}
+
+/// Runs `command` as a child process; it must print [`PEAK_LINE`].
+pub fn run_child(mut command: std::process::Command) -> Result<Run, BoxError> {
+    let started = std::time::Instant::now();
+    let out = command.output()?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(format!(
+            "{command:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let kib: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(PEAK_LINE))
+        .ok_or("the child did not say its peak memory")?
+        .trim()
+        .parse()?;
+    let cpu: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(CPU_LINE))
+        .map_or(Ok(f64::NAN), |s| s.trim().parse())?;
+    #[allow(clippy::cast_precision_loss, reason = "KiB of a process fit a f64")]
+    let peak_mib = kib as f64 / 1024.0;
+    Ok(Run {
+        seconds,
+        cpu,
+        peak_mib,
+    })
+}
+
+/// Runs one mode of W1 (`hand`, `stage`, `arrow`) on `csv` with its cache in `dir`, and
+/// prints its result and [`PEAK_LINE`]: what a child process of [`compare`] does.
+pub fn run_mode(mode: &str, csv: &Path, dir: &Path) -> Result<(), BoxError> {
+    let summary = match mode {
+        "stage" => through_stage(csv, dir, Format::Parquet)?,
+        "arrow" => through_stage(csv, dir, Format::Arrow)?,
+        "hand" => by_hand(csv, dir)?,
+        other => return Err(format!("unknown mode `{other}`: hand, stage or arrow").into()),
+    };
+    println!(
+        "{} rows, {} categories",
+        summary.rows,
+        summary.z_by_category.len()
+    );
+    if let Some(cpu) = cpu_seconds() {
+        println!("{CPU_LINE}{cpu}");
+    }
+    if let Some(kib) = peak_rss_kib() {
+        println!("{PEAK_LINE}{kib}");
+    }
+    Ok(())
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        f64::midpoint(values[n / 2 - 1], values[n / 2])
+    }
+}
+
+/// The modes of [`compare`]: the hand-written pipeline first, as the baseline.
+pub const MODES: [&str; 3] = ["hand", "stage", "arrow"];
+
+/// Runs W1 as whole processes, `command(mode, csv, dir)` each: for each of `runs` rounds,
+/// each mode cold (an empty cache) and then `warm` times warm, the modes interleaved so
+/// that each round's figures are paired. Prints medians and, for each mode, the median
+/// of its paired ratios to the hand-written pipeline.
+pub fn compare(
+    command: impl Fn(&str, &Path, &Path) -> std::process::Command,
+    csv: &Path,
+    runs: usize,
+    warm: usize,
+) -> Result<(), BoxError> {
+    type Figures = Vec<Vec<Run>>;
+    let (mut cold, mut hot): (Figures, Figures) = (vec![vec![]; 3], vec![vec![]; 3]);
+    for round in 0..runs {
+        let dirs = MODES
+            .iter()
+            .map(|_| tempfile::tempdir())
+            .collect::<Result<Vec<_>, _>>()?;
+        for (m, mode) in MODES.iter().enumerate() {
+            cold[m].push(run_child(command(mode, csv, dirs[m].path()))?);
+        }
+        for _ in 0..warm {
+            for (m, mode) in MODES.iter().enumerate() {
+                hot[m].push(run_child(command(mode, csv, dirs[m].path()))?);
+            }
+        }
+        eprintln!("round {} of {runs} done", round + 1);
+    }
+    println!(
+        "W1, whole processes, {runs} rounds (cold once, warm {warm} times each), medians; \
+         × hand: median of the ratios of paired runs"
+    );
+    println!(
+        "{:<6} {:>7} {:>6} {:>6} {:>6} {:>7} {:>6} | {:>7} {:>6} {:>6} {:>6} {:>7} {:>6}",
+        "cold",
+        "wall s",
+        "× hand",
+        "cpu s",
+        "× hand",
+        "peakMiB",
+        "× hand",
+        "warm",
+        "× hand",
+        "cpu s",
+        "× hand",
+        "peakMiB",
+        "× hand"
+    );
+    for (m, mode) in MODES.iter().enumerate() {
+        let cells: Vec<String> = [&cold, &hot]
+            .iter()
+            .map(|figures| {
+                let ratio = |f: fn(&Run) -> f64| {
+                    let mut r: Vec<f64> = figures[m]
+                        .iter()
+                        .zip(&figures[0])
+                        .map(|(a, b)| f(a) / f(b))
+                        .collect();
+                    median(&mut r)
+                };
+                let of =
+                    |f: fn(&Run) -> f64| median(&mut figures[m].iter().map(f).collect::<Vec<_>>());
+                format!(
+                    "{:>7.3} {:>5.2}× {:>6.2} {:>5.2}× {:>7.1} {:>5.2}×",
+                    of(|r| r.seconds),
+                    ratio(|r| r.seconds),
+                    of(|r| r.cpu),
+                    ratio(|r| r.cpu),
+                    of(|r| r.peak_mib),
+                    ratio(|r| r.peak_mib)
+                )
+            })
+            .collect();
+        println!("{mode:<6} {} | {}", cells[0], cells[1]);
+    }
+    Ok(())
 }

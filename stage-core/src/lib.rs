@@ -18,8 +18,8 @@ mod run;
 mod store;
 
 pub use codec::{
-    Arrow, Bincode, BincodeData, Codec, Damaged, Memory, Parquet, ParquetData, Payload,
-    PayloadReader, Reads, Segments,
+    Arrow, ArrowData, Bincode, BincodeData, Codec, Damaged, Memory, Parquet, ParquetData, Payload,
+    PayloadReader, ROW_GROUP_ROWS, Reads, Segments,
 };
 pub use config::{Config, ParquetCompression, Remote, Shard, Upload};
 pub use error::{BoxError, Error};

@@ -15,7 +15,8 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{RngSeed, TestRunner};
 use stage_core::{
-    Ancestor, Bincode, Codec, Digest, Element, Entry, FORMAT, Ingredients, Input, Named, ParamPart,
+    Ancestor, Arrow, Bincode, Codec, Digest, Element, Entry, FORMAT, Ingredients, Input, Named,
+    ParamPart,
     Parquet, Payload, decode_meta, encode_meta,
 };
 
@@ -364,6 +365,57 @@ proptest! {
     fn parquet_decoding_a_damaged_file_never_panics(rows in 0usize..40, seed in any::<i64>(), damage in damage()) {
         let bytes = damaged(parquet_file(rows, seed), &damage);
         let _ = parquet_decode(&bytes);
+    }
+}
+
+fn ipc_decode(bytes: &[u8]) -> Result<Vec<RecordBatch>, stage_core::BoxError> {
+    <Arrow as Codec<Vec<RecordBatch>>>::decode(Payload::unchecked(Bytes::copy_from_slice(bytes)))
+}
+
+fn ipc_file(rows: usize, seed: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let batches = vec![batch(rows, seed), batch(rows / 2, seed ^ 1)];
+    <Arrow as Codec<Vec<RecordBatch>>>::encode(&batches, &mut out, "").unwrap();
+    out
+}
+
+proptest! {
+    #![proptest_config(config(1000, 0x5EED_0005))]
+
+    /// (iv) Any bytes as an Arrow IPC payload, bare or framed by the IPC magic and a
+    /// footer length: an error, never a panic.
+    #[test]
+    fn ipc_decoding_any_bytes_never_panics(
+        body in prop::collection::vec(any::<u8>(), 0..512),
+        footer in any::<u32>(),
+        framed in any::<bool>(),
+    ) {
+        let mut bytes = body;
+        if framed {
+            let footer = footer % (u32::try_from(bytes.len()).unwrap() + 8);
+            bytes.splice(0..0, *b"ARROW1\0\0");
+            bytes.extend_from_slice(&footer.to_le_bytes());
+            bytes.extend_from_slice(b"ARROW1");
+        }
+        prop_assert!(ipc_decode(&bytes).is_err());
+    }
+
+    /// (iv) A valid IPC file damaged (bytes overwritten anywhere, or cut short): an error or
+    /// batches, never a panic.
+    #[test]
+    fn ipc_decoding_a_damaged_file_never_panics(rows in 0usize..40, seed in any::<i64>(), damage in damage()) {
+        let bytes = damaged(ipc_file(rows, seed), &damage);
+        let _ = ipc_decode(&bytes);
+    }
+}
+
+#[test]
+fn an_undamaged_ipc_file_decodes_to_its_batches() {
+    for rows in [2, 39] {
+        assert_eq!(
+            ipc_decode(&ipc_file(rows, 7)).unwrap(),
+            [batch(rows, 7), batch(rows / 2, 7 ^ 1)]
+        );
     }
 }
 

@@ -25,6 +25,32 @@ fn c_rows(n: usize, seed: u64) -> RecordBatch {
     table_value(n, seed)
 }
 
+#[stage(cache = parquet)]
+fn c_batches(n: usize, seed: u64) -> Vec<RecordBatch> {
+    batches_value(n, seed)
+}
+
+#[stage(cache = arrow)]
+fn c_ipc(n: usize, seed: u64) -> Vec<RecordBatch> {
+    batches_value(n, seed)
+}
+
+/// A table of `n` rows in three batches.
+fn batches_value(n: usize, seed: u64) -> Vec<RecordBatch> {
+    let table = table_value(n, seed);
+    let (a, b) = (n / 3, n / 2);
+    vec![
+        table.slice(0, a),
+        table.slice(a, b - a),
+        table.slice(b, n - b),
+    ]
+}
+
+/// The rows of batches, as one batch.
+fn rows_of(batches: &[RecordBatch]) -> RecordBatch {
+    stage::arrow::compute::concat_batches(&batches[0].schema(), batches).unwrap()
+}
+
 fn words(n: usize) -> Vec<String> {
     (0..n)
         .map(|i| format!("word {i} {}", "é".repeat(i % 5)))
@@ -39,6 +65,10 @@ enum Target {
     Text(usize),
     Blob(usize, u64),
     Rows(usize, u64),
+    /// Many batches as parquet.
+    Batches(usize, u64),
+    /// Many batches as Arrow IPC.
+    Ipc(usize, u64),
 }
 
 /// A target's right value.
@@ -58,12 +88,15 @@ impl Target {
             Target::Text(..) => "c_text",
             Target::Blob(..) => "c_blob",
             Target::Rows(..) => "c_rows",
+            Target::Batches(..) => "c_batches",
+            Target::Ipc(..) => "c_ipc",
         })
     }
 
     fn extension(self) -> &'static str {
         match self {
-            Target::Rows(..) => "parquet",
+            Target::Rows(..) | Target::Batches(..) => "parquet",
+            Target::Ipc(..) => "arrow",
             _ => "bin",
         }
     }
@@ -74,7 +107,9 @@ impl Target {
             Target::Words(n) => Expected::Words(words(n)),
             Target::Text(len) => Expected::Text(text(len)),
             Target::Blob(len, seed) => Expected::Blob(blob(len, seed)),
-            Target::Rows(n, seed) => Expected::Rows(table_value(n, seed)),
+            Target::Rows(n, seed) | Target::Batches(n, seed) | Target::Ipc(n, seed) => {
+                Expected::Rows(table_value(n, seed))
+            }
         }
     }
 
@@ -87,6 +122,8 @@ impl Target {
                 Target::Text(len) => stage::inspect::key::<c_text>((len,)),
                 Target::Blob(len, seed) => stage::inspect::key::<c_blob>((len, seed)),
                 Target::Rows(n, seed) => stage::inspect::key::<c_rows>((n, seed)),
+                Target::Batches(n, seed) => stage::inspect::key::<c_batches>((n, seed)),
+                Target::Ipc(n, seed) => stage::inspect::key::<c_ipc>((n, seed)),
             })
             .unwrap()
     }
@@ -113,6 +150,14 @@ impl Target {
             (Target::Rows(n, seed), Expected::Rows(want)) => {
                 let (v, log) = run(dir, || c_rows(n, seed));
                 (v.unwrap() == *want, log)
+            }
+            (Target::Batches(n, seed), Expected::Rows(want)) => {
+                let (v, log) = run(dir, || c_batches(n, seed));
+                (rows_of(&v.unwrap()) == *want, log)
+            }
+            (Target::Ipc(n, seed), Expected::Rows(want)) => {
+                let (v, log) = run(dir, || c_ipc(n, seed));
+                (rows_of(&v.unwrap()) == *want, log)
             }
             _ => unreachable!("a target with another target's value"),
         };
@@ -222,8 +267,8 @@ fn damage(
             fs::write(&payload, payload_bytes).unwrap();
         }
         "damage a length field" => {
-            // bincode starts with the length of the outer value; Parquet ends with the
-            // footer's length and its magic.
+            // bincode starts with the length of the outer value; Parquet and Arrow IPC end
+            // with the footer's length and their magic.
             let len = payload_bytes.len();
             let at = if target.extension() == "bin" {
                 rng.below(9.min(len))
@@ -352,6 +397,10 @@ fn damaged_entries_are_recomputed_and_never_returned() {
         Target::Rows(100, 5),
         Target::Rows(100, 6),
         Target::Rows(2000, 7),
+        Target::Batches(900, 9),
+        Target::Batches(3000, 10),
+        Target::Ipc(900, 11),
+        Target::Ipc(3000, 12),
         Target::Rows(50_000, 8),
     ];
     let expected: Vec<Expected> = targets.iter().map(|t| t.expected()).collect();

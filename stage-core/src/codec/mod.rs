@@ -7,24 +7,42 @@ use crate::config::Config;
 use crate::{BoxError, Digest};
 
 mod bincode;
+mod ipc;
 mod parquet;
 mod payload;
+#[cfg(feature = "polars")]
+mod polars;
 
 pub use bincode::BincodeData;
-pub use parquet::ParquetData;
+pub use ipc::ArrowData;
+pub use parquet::{ParquetData, ROW_GROUP_ROWS};
 pub use payload::{Damaged, Payload, PayloadReader, Reads, Segments};
 
-/// A way to keep values of type `T` in the cache: `cache = path::ToYourCodec` in
-/// `#[stage]` names a type that implements it for the stage's output.
+/// How a stage's output of type `T` is kept in the cache: written to a payload file when
+/// the stage is computed, read back from it when the stage is a hit.
 ///
-/// [`Codec::ID`] names the format and its version, and [`Codec::settings`] the options new
-/// entries are written with; both are part of every key, so an entry is never read back
-/// as if it had been written another way. Change the `ID` when the bytes your codec writes
-/// change.
+/// `cache = parquet`, `arrow`, `bincode` and `memory` name the built-in codecs
+/// ([`Parquet`], [`Arrow`], [`Bincode`], [`Memory`]). `cache = path::ToYourCodec` names a
+/// type of your own: any type that implements `Codec<Output>` for the stage's output.
+/// It is never instantiated; its associated items are all that is used.
 ///
-/// A payload reaches [`Codec::decode`] only after its bytes were checked against the
-/// checksum recorded when it was written. Decoding bytes of any other origin
-/// ([`Payload::unchecked`]) must give an error, never a panic.
+/// - [`Codec::ID`] names the format and its version (`json/1`). It is part of every key,
+///   with [`Codec::settings`]: an entry is never read back by a codec that writes
+///   differently. Change the `ID` when the bytes your codec writes change.
+/// - [`Codec::EXTENSION`] is the payload's file extension (`<key>.json`).
+/// - [`Codec::READS`] says how [`Codec::decode`] wants the payload: whole in memory (the
+///   default), front to back while it is checked, or as an open file.
+/// - [`Codec::encode`] writes a value; [`Codec::decode`] reads one back.
+///
+/// A payload from the cache reaches [`Codec::decode`] only after its bytes were checked
+/// against the checksum recorded when they were written: they are exactly what
+/// [`Codec::encode`] wrote, so a decoder needs no defence against damaged files there.
+/// Bytes of any other origin ([`Payload::unchecked`]) may be anything: decoding them must
+/// give an error, never a panic. A decoder that panics anyway is caught, and the stage is
+/// computed again.
+///
+/// `examples/json_codec.rs` is a complete codec (JSON through `serde_json`) with a
+/// pipeline that uses it. A smaller one:
 ///
 /// ```
 /// use std::io::Write;
@@ -50,6 +68,7 @@ pub use payload::{Damaged, Payload, PayloadReader, Reads, Segments};
 ///     }
 /// }
 ///
+/// // `#[stage(cache = Lines)]` on a function returning `Vec<String>` keeps its output this way.
 /// let mut bytes = Vec::new();
 /// Lines::encode(&vec!["a".to_owned(), "b".to_owned()], &mut bytes, "").unwrap();
 /// assert_eq!(Lines::decode(Payload::unchecked(bytes)).unwrap(), ["a", "b"]);
@@ -98,11 +117,13 @@ pub trait Codec<T>: 'static {
     fn decode(payload: Payload) -> Result<T, BoxError>;
 }
 
-/// `cache = parquet`: Arrow data in a Parquet file.
+/// `cache = parquet`: a `RecordBatch`, a `Vec<RecordBatch>` (or, with the `polars`
+/// feature, a Polars `DataFrame`) in a Parquet file; see [`ParquetData`].
 #[derive(Debug, Clone, Copy)]
 pub struct Parquet;
 
-/// `cache = arrow`: Arrow data in an Arrow IPC file, read back without decoding.
+/// `cache = arrow`: a `RecordBatch` or `Vec<RecordBatch>` in an Arrow IPC file, read back
+/// without decoding; see [`ArrowData`].
 #[derive(Debug, Clone, Copy)]
 pub struct Arrow;
 
@@ -110,8 +131,10 @@ pub struct Arrow;
 #[derive(Debug, Clone, Copy)]
 pub struct Bincode;
 
-/// `cache = memory`, or no `cache`: the value lives in memory for the call that computed
-/// it, and is computed again by each call that needs it.
+/// `cache = memory`, or no `cache`: nothing is written. The value lives in memory for the
+/// call that computed it, where every stage that needs it shares it, and each new call
+/// computes it again. For values that are cheap to compute, or that cannot be written (a
+/// connection, a closure).
 #[derive(Debug, Clone, Copy)]
 pub struct Memory;
 
@@ -155,6 +178,7 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         let junk = &b"PAR1 definitely not parquet PAR1"[..];
         assert!(<Parquet as Codec<RecordBatch>>::decode(Payload::unchecked(junk)).is_err());
+        assert!(<Arrow as Codec<RecordBatch>>::decode(Payload::unchecked(junk)).is_err());
         assert!(<Bincode as Codec<Vec<String>>>::decode(Payload::unchecked(junk)).is_err());
     }
 }

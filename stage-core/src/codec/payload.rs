@@ -19,6 +19,10 @@ pub enum Reads {
     /// An open file, checked whole before the decoder starts, which then reads the parts it
     /// needs: for large payloads whose decoder should not hold all of them in memory.
     File,
+    /// The whole payload as [`Reads::Whole`] gives it, but a large one is the file mapped
+    /// into memory rather than a copy: for formats whose values keep using the bytes in
+    /// place (Arrow IPC), so that a hit costs its checksum and nothing else.
+    Map,
 }
 
 /// A payload handed to [`Codec::decode`](super::Codec::decode).
@@ -135,6 +139,18 @@ impl Payload {
             Source::File(file) => Reader::File(io::BufReader::with_capacity(1 << 16, file)),
         };
         PayloadReader(inner)
+    }
+
+    /// The open payload file, when the payload arrives as one ([`Reads::File`]): its content
+    /// was checked whole before the decoder got it, and it is positioned at its start.
+    ///
+    /// # Errors
+    /// The payload itself when it does not arrive as a file.
+    pub fn into_file(self) -> Result<File, Payload> {
+        match self.source {
+            Source::File(file) => Ok(file),
+            source => Err(Payload { source, ..self }),
+        }
     }
 
     /// The payload's checked segments, when it arrives that way.

@@ -105,6 +105,15 @@ pub struct StatIndex {
     inner: Mutex<Inner>,
 }
 
+impl std::fmt::Debug for StatIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatIndex")
+            .field("file", &self.file)
+            .field("entries", &self.lock().entries.len())
+            .finish()
+    }
+}
+
 impl StatIndex {
     /// Loads the index kept at `file`.
     ///
@@ -167,6 +176,30 @@ impl StatIndex {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The content hash remembered for the file at the canonical `path` whose metadata is
+    /// `meta`, when its stat is the one remembered and the entry is not racy: what a later
+    /// reader may take for the file's hash without reading it.
+    #[must_use]
+    pub fn known(&self, path: &Path, meta: &Metadata) -> Option<blake3::Hash> {
+        let stat = Stat::of(meta);
+        self.lock().entries.get(path).and_then(|e| e.trusted(&stat))
+    }
+
+    /// Remembers that the file at the canonical `path`, whose metadata is `meta`, was just
+    /// found to have the content hash `hash`.
+    pub fn remember(&self, path: &Path, meta: &Metadata, hash: blake3::Hash) {
+        let entry = Entry {
+            stat: Stat::of(meta),
+            hashed_at_ns: system_ns(SystemTime::now()),
+            hash: *hash.as_bytes(),
+        };
+        let mut inner = self.lock();
+        if inner.entries.get(path).map(|e| (e.stat, e.hash)) != Some((entry.stat, entry.hash)) {
+            inner.entries.insert(path.to_path_buf(), entry);
+            inner.generation += 1;
+        }
     }
 
     /// Hash of the regular file at the canonical `path` whose metadata is `meta`.

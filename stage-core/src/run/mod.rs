@@ -53,6 +53,9 @@ pub fn call<S: Stage>(args: S::Args) -> Result<S::Value, Error> {
     let nodes = planner.nodes;
     let (value, keys) = exec::execute(&scope, &store, &nodes, root);
     record::record_run(&store, &nodes, &keys, root);
+    if let Err(e) = plan::stat_index(scope.config.cache_dir()).save() {
+        tracing::debug!(error = %e, "stat index not saved");
+    }
     store.finish().map_err(remote_error)?;
     let typed = Arc::downcast::<S::Value>(value?)
         .map_err(|_| internal(S::INFO, "the output has another type"))?;
@@ -89,7 +92,8 @@ pub fn key<S: Stage>(args: S::Args) -> Result<Digest, Error> {
 /// A remote that cannot be opened is a warning (once per process), or an error when it is
 /// required.
 pub(crate) fn layered(config: &Config) -> Result<Layered, Error> {
-    let local = Layered::new(LocalStore::new(config.cache_dir()));
+    let checked = plan::stat_index(config.cache_dir());
+    let local = Layered::new(LocalStore::new(config.cache_dir()).trusting(checked));
     let Some(remote) = config.remote_cache() else {
         return Ok(local);
     };

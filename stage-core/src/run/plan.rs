@@ -373,8 +373,9 @@ pub(crate) const STACK_RED_ZONE: usize = 128 * 1024;
 /// ...by this much.
 pub(crate) const STACK_GROWTH: usize = 4 * 1024 * 1024;
 
-/// The stat index of a cache root, shared by every call in the process.
-fn stat_index(root: &Path) -> Arc<StatIndex> {
+/// The stat index of a cache root, shared by every call in the process: raw inputs' hashes,
+/// and the payloads checked earlier.
+pub(crate) fn stat_index(root: &Path) -> Arc<StatIndex> {
     static INDEXES: LazyLock<Mutex<HashMap<PathBuf, Arc<StatIndex>>>> =
         LazyLock::new(Mutex::default);
     let file = root.join("stat-index");

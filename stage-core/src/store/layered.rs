@@ -129,13 +129,13 @@ impl Layered {
     /// # Errors
     /// When the payload cannot be read or fetched (`NotFound` when the remote store has no
     /// payload or cannot be reached), or does not match its entry (`InvalidData`).
-    pub fn with_payload<R>(
+    pub fn with_payload<T, E>(
         &self,
         entry: &Entry,
         found: Found,
         reads: Reads,
-        f: impl FnOnce(Payload) -> R,
-    ) -> io::Result<R> {
+        f: impl FnOnce(Payload) -> Result<T, E>,
+    ) -> io::Result<Result<T, E>> {
         let local_payload =
             found == Found::Local && (self.remote.is_none() || self.local.has_payload(entry));
         if !local_payload {

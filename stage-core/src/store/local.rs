@@ -8,6 +8,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -23,7 +24,7 @@ use super::{
 };
 use crate::BoxError;
 use crate::codec::{Payload, Reads};
-use crate::key::{Digest, FORMAT};
+use crate::key::{Digest, FORMAT, StatIndex};
 
 pub use super::lock::{KeyLock, LockAttempt};
 
@@ -31,6 +32,8 @@ pub use super::lock::{KeyLock, LockAttempt};
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    /// Payloads checked earlier, recognised by their stat: see [`LocalStore::trusting`].
+    checked: Option<Arc<StatIndex>>,
 }
 
 /// The file in a stage's folder that names its latest entry.
@@ -43,7 +46,48 @@ impl LocalStore {
     /// The store kept in `root` (created when first written).
     #[must_use]
     pub fn new(root: impl Into<PathBuf>) -> LocalStore {
-        LocalStore { root: root.into() }
+        LocalStore {
+            root: root.into(),
+            checked: None,
+        }
+    }
+
+    /// Remembers in `index` each payload it checks, by the file's size, modification time,
+    /// inode and change time, and reads a payload whose stat is still the one remembered
+    /// without hashing it again (as raw inputs are recognised). A payload changed within
+    /// two seconds of its check is never trusted this way.
+    #[must_use]
+    pub fn trusting(mut self, index: Arc<StatIndex>) -> LocalStore {
+        self.checked = Some(index);
+        self
+    }
+
+    /// Whether the payload at `path` is the one of `entry`, checked earlier: its stat is
+    /// the one remembered with that hash. The canonical path, for remembering it after a
+    /// check.
+    fn checked_earlier(&self, path: &Path, entry: &Entry) -> (bool, Option<PathBuf>) {
+        let Some(index) = &self.checked else {
+            return (false, None);
+        };
+        let Ok(canonical) = fs::canonicalize(path) else {
+            return (false, None);
+        };
+        let known = fs::metadata(&canonical).ok().and_then(|meta| {
+            (meta.len() == entry.bytes)
+                .then(|| index.known(&canonical, &meta))
+                .flatten()
+        });
+        let trusted = known.is_some_and(|hash| Digest::from(hash) == entry.blake3);
+        (trusted, Some(canonical))
+    }
+
+    /// Remembers that the payload at the canonical `path` matched `entry`.
+    fn remember_checked(&self, path: Option<PathBuf>, entry: &Entry) {
+        if let (Some(index), Some(path)) = (&self.checked, path)
+            && let Ok(meta) = fs::metadata(&path)
+        {
+            index.remember(&path, &meta, blake3::Hash::from(entry.blake3.0));
+        }
     }
 
     /// The cache folder.
@@ -103,17 +147,62 @@ impl LocalStore {
     }
 
     /// Reads the payload of `entry` the way `reads` asks, checking every byte before `f`
-    /// sees it, and returns what `f` makes of it.
+    /// sees it (or, with [`LocalStore::trusting`], recognising a payload checked earlier by
+    /// its stat), and returns what `f` makes of it.
     ///
     /// # Errors
     /// When the payload cannot be opened, or (before `f` runs) does not match its entry.
-    pub fn with_payload<R>(
+    pub fn with_payload<T, E>(
         &self,
         entry: &Entry,
         reads: Reads,
+        f: impl FnOnce(Payload) -> Result<T, E>,
+    ) -> io::Result<Result<T, E>> {
+        let path = self.payload_path(entry);
+        let (trusted, canonical) = self.checked_earlier(&path, entry);
+        if trusted {
+            return self.with_trusted_payload(entry, &path, reads, f);
+        }
+        let read = self.with_checked_payload(entry, &path, reads, f)?;
+        // A payload read as a stream is checked as the decoder goes: all of it only when
+        // the decoder got to its end.
+        if read.is_ok() {
+            self.remember_checked(canonical, entry);
+        }
+        Ok(read)
+    }
+
+    /// A payload whose stat is that of its earlier check: read as the codec asks, unhashed.
+    fn with_trusted_payload<R>(
+        &self,
+        entry: &Entry,
+        path: &Path,
+        reads: Reads,
         f: impl FnOnce(Payload) -> R,
     ) -> io::Result<R> {
-        let path = self.payload_path(entry);
+        let file = entry.open_payload(path)?;
+        Ok(match reads {
+            Reads::File => f(Payload::checked_file(file, entry.bytes)),
+            Reads::Map if entry.bytes >= super::mapped::MAP_MIN => {
+                f(Payload::checked(super::mapped::map(&file)?))
+            }
+            _ => {
+                let mut buf = Vec::with_capacity(usize::try_from(entry.bytes).unwrap_or(0));
+                io::Read::read_to_end(&mut &file, &mut buf)?;
+                entry.check_size(buf.len() as u64)?;
+                f(Payload::checked(Bytes::from(buf)))
+            }
+        })
+    }
+
+    fn with_checked_payload<R>(
+        &self,
+        entry: &Entry,
+        path: &Path,
+        reads: Reads,
+        f: impl FnOnce(Payload) -> R,
+    ) -> io::Result<R> {
+        let path = path.to_path_buf();
         match reads {
             Reads::Stream if entry.segments.len() > 1 => {
                 let file = entry.open_payload(&path)?;
@@ -133,7 +222,15 @@ impl LocalStore {
                 super::checksum::check_file(&file, entry.bytes, entry.blake3)?;
                 Ok(f(Payload::checked_file(file, entry.bytes)))
             }
-            Reads::Whole | Reads::Stream => Ok(f(Payload::checked(entry.read_payload(&path)?))),
+            Reads::Map if entry.bytes >= super::mapped::MAP_MIN => {
+                let file = entry.open_payload(&path)?;
+                let bytes = super::mapped::map(&file)?;
+                entry.check(&bytes)?;
+                Ok(f(Payload::checked(bytes)))
+            }
+            Reads::Whole | Reads::Stream | Reads::Map => {
+                Ok(f(Payload::checked(entry.read_payload(&path)?)))
+            }
         }
     }
 
@@ -225,7 +322,12 @@ impl LocalStore {
             .and(written.saved)
             .and_then(|()| self.commit(&entry, tmp.as_deref().unwrap_or(Path::new(""))));
         match committed {
-            Ok(()) => Ok(entry),
+            Ok(()) => {
+                // Hashed as it was written: a later read of this file needs no hash.
+                let path = self.payload_path(&entry);
+                self.remember_checked(fs::canonicalize(path).ok(), &entry);
+                Ok(entry)
+            }
             Err(e) => {
                 remove_tmp();
                 Err(WriteError {
@@ -527,9 +629,10 @@ mod tests {
         assert_eq!(listed[0].stage, "demo::s");
         assert!(listed[0].meta);
         assert_eq!(listed[0].payload_bytes, Some(7));
-        for reads in [Reads::Whole, Reads::Stream, Reads::File] {
+        for reads in [Reads::Whole, Reads::Stream, Reads::File, Reads::Map] {
             let back = store
-                .with_payload(&found, reads, |p| p.into_bytes().unwrap())
+                .with_payload(&found, reads, Payload::into_bytes)
+                .unwrap()
                 .unwrap();
             assert_eq!(&back[..], b"payload");
         }

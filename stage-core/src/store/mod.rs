@@ -14,6 +14,7 @@ mod items;
 mod layered;
 mod local;
 mod lock;
+mod mapped;
 mod payload;
 mod read_only;
 #[cfg(feature = "remote")]
