@@ -90,12 +90,12 @@ fn make_rows(n: usize) -> Vec<Row> {
         .collect()
 }
 
-#[stage(cache = parquet)]
+#[stage(cache = parquet, untracked = [make_batch])]
 fn table(rows: usize) -> RecordBatch {
     make_batch(rows)
 }
 
-#[stage(cache = bincode)]
+#[stage(cache = bincode, untracked = [make_rows])]
 fn items(n: usize) -> Vec<Row> {
     make_rows(n)
 }

@@ -91,12 +91,12 @@ fn source() -> u64 {
     1
 }
 
-#[stage(s = source)]
+#[stage(s = source, untracked = [busy])]
 fn branch_a(s: u64) -> u64 {
     busy(s ^ 2)
 }
 
-#[stage(s = source)]
+#[stage(s = source, untracked = [busy])]
 fn branch_b(s: u64) -> u64 {
     busy(s ^ 3)
 }

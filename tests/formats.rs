@@ -55,17 +55,17 @@ fn batches(parts: usize) -> Vec<RecordBatch> {
         .collect()
 }
 
-#[stage(cache = parquet)]
+#[stage(cache = parquet, untracked = [batches])]
 fn parquet_batches(parts: usize) -> Vec<RecordBatch> {
     batches(parts)
 }
 
-#[stage(cache = arrow)]
+#[stage(cache = arrow, untracked = [batches])]
 fn arrow_batches(parts: usize) -> Vec<RecordBatch> {
     batches(parts)
 }
 
-#[stage(cache = arrow)]
+#[stage(cache = arrow, untracked = [batches, concat_batches])]
 fn arrow_batch(parts: usize) -> RecordBatch {
     let all = batches(parts);
     concat_batches(&all[0].schema(), &all).unwrap()

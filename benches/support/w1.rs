@@ -65,6 +65,7 @@ fn unit(bits: u64) -> f64 {
     (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
+#[stage::track]
 fn schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
@@ -77,6 +78,7 @@ fn schema() -> Arc<Schema> {
 }
 
 /// CSV → one batch.
+#[stage::track(uses = [schema])]
 pub fn read_csv(path: &Path) -> Result<RecordBatch, BoxError> {
     let file = File::open(path)?;
     let reader = stage::arrow::csv::ReaderBuilder::new(schema())
@@ -88,6 +90,7 @@ pub fn read_csv(path: &Path) -> Result<RecordBatch, BoxError> {
 }
 
 /// Keep flagged rows, add `z = x * y`.
+#[stage::track(untracked = [filter_record_batch, mul])]
 pub fn clean_batch(batch: &RecordBatch) -> Result<RecordBatch, BoxError> {
     let flag = batch
         .column_by_name("flag")
@@ -122,6 +125,7 @@ pub struct Summary {
     pub z_by_category: BTreeMap<String, f64>,
 }
 
+#[stage::track]
 pub fn summarise(batch: &RecordBatch) -> Result<Summary, BoxError> {
     let cat = batch
         .column_by_name("category")
@@ -147,34 +151,34 @@ pub fn summarise(batch: &RecordBatch) -> Result<Summary, BoxError> {
 
 // ---- through #[stage]: parquet entries
 
-#[stage(cache = parquet)]
+#[stage(cache = parquet, uses = [read_csv])]
 pub fn load(csv: stage::File) -> Result<RecordBatch, BoxError> {
     read_csv(csv.path())
 }
 
-#[stage(trips = load(csv), cache = parquet)]
+#[stage(trips = load(csv), cache = parquet, uses = [clean_batch])]
 pub fn clean(trips: &RecordBatch, csv: stage::File) -> Result<RecordBatch, BoxError> {
     clean_batch(trips)
 }
 
-#[stage(rows = clean(csv))]
+#[stage(rows = clean(csv), uses = [summarise])]
 pub fn summary(rows: &RecordBatch, csv: stage::File) -> Result<Summary, BoxError> {
     summarise(rows)
 }
 
 // ---- through #[stage]: Arrow IPC entries
 
-#[stage(cache = arrow)]
+#[stage(cache = arrow, uses = [read_csv])]
 pub fn load_ipc(csv: stage::File) -> Result<RecordBatch, BoxError> {
     read_csv(csv.path())
 }
 
-#[stage(trips = load_ipc(csv), cache = arrow)]
+#[stage(trips = load_ipc(csv), cache = arrow, uses = [clean_batch])]
 pub fn clean_ipc(trips: &RecordBatch, csv: stage::File) -> Result<RecordBatch, BoxError> {
     clean_batch(trips)
 }
 
-#[stage(rows = clean_ipc(csv))]
+#[stage(rows = clean_ipc(csv), uses = [summarise])]
 pub fn summary_ipc(rows: &RecordBatch, csv: stage::File) -> Result<Summary, BoxError> {
     summarise(rows)
 }

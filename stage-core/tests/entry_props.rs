@@ -16,8 +16,7 @@ use proptest::sample::Index;
 use proptest::test_runner::{RngSeed, TestRunner};
 use stage_core::{
     Ancestor, Arrow, Bincode, Codec, Digest, Element, Entry, FORMAT, Ingredients, Input, Named,
-    ParamPart,
-    Parquet, Payload, decode_meta, encode_meta,
+    ParamPart, Parquet, Payload, decode_meta, encode_meta,
 };
 
 /// A fixed seed for every property: a failure repeats on every run and machine.
