@@ -110,7 +110,7 @@ impl std::fmt::Debug for StatIndex {
         f.debug_struct("StatIndex")
             .field("file", &self.file)
             .field("entries", &self.lock().entries.len())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

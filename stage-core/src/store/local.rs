@@ -159,11 +159,15 @@ impl LocalStore {
         f: impl FnOnce(Payload) -> Result<T, E>,
     ) -> io::Result<Result<T, E>> {
         let path = self.payload_path(entry);
+        // A large payload read as a stream stays checked a segment at a time even when it
+        // was checked before: the check runs beside the decoder, and the payload is never
+        // in memory whole.
+        let streamed = matches!(reads, Reads::Stream) && entry.segments.len() > 1;
         let (trusted, canonical) = self.checked_earlier(&path, entry);
-        if trusted {
-            return self.with_trusted_payload(entry, &path, reads, f);
+        if trusted && !streamed {
+            return Self::with_trusted_payload(entry, &path, reads, f);
         }
-        let read = self.with_checked_payload(entry, &path, reads, f)?;
+        let read = Self::with_checked_payload(entry, &path, reads, f)?;
         // A payload read as a stream is checked as the decoder goes: all of it only when
         // the decoder got to its end.
         if read.is_ok() {
@@ -174,7 +178,6 @@ impl LocalStore {
 
     /// A payload whose stat is that of its earlier check: read as the codec asks, unhashed.
     fn with_trusted_payload<R>(
-        &self,
         entry: &Entry,
         path: &Path,
         reads: Reads,
@@ -195,8 +198,8 @@ impl LocalStore {
         })
     }
 
+    /// A payload checked as it is read, before `f` sees any of it.
     fn with_checked_payload<R>(
-        &self,
         entry: &Entry,
         path: &Path,
         reads: Reads,
@@ -578,19 +581,10 @@ fn list_folder(dir: &Path, stage: &str, out: &mut Vec<Listed>) {
             continue;
         };
         let modified_ms = meta.modified().map_or(0, ms_since_epoch);
-        let listed = by_key.entry(key).or_insert_with(|| Listed {
-            stage: stage.to_owned(),
-            key,
-            meta: false,
-            payload_bytes: None,
-            modified_ms,
-        });
-        listed.modified_ms = listed.modified_ms.max(modified_ms);
-        if rest == META_SUFFIX {
-            listed.meta = true;
-        } else {
-            listed.payload_bytes = Some(meta.len());
-        }
+        by_key
+            .entry(key)
+            .or_insert_with(|| Listed::new(stage.to_owned(), key, modified_ms))
+            .saw(rest, meta.len(), modified_ms);
     }
     out.extend(by_key.into_values());
 }

@@ -179,6 +179,29 @@ pub struct Listed {
     pub modified_ms: u64,
 }
 
+impl Listed {
+    /// An entry of `stage` seen first through one of its files, written at `modified_ms`.
+    pub(crate) fn new(stage: String, key: Digest, modified_ms: u64) -> Listed {
+        Listed {
+            stage,
+            key,
+            meta: false,
+            payload_bytes: None,
+            modified_ms,
+        }
+    }
+
+    /// Notes one of the entry's files: `suffix` is its name after the key, `bytes` its size.
+    pub(crate) fn saw(&mut self, suffix: &str, bytes: u64, modified_ms: u64) {
+        self.modified_ms = self.modified_ms.max(modified_ms);
+        if suffix == META_SUFFIX {
+            self.meta = true;
+        } else {
+            self.payload_bytes = Some(bytes);
+        }
+    }
+}
+
 /// Why [`LocalStore::write`] could not save an entry.
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]

@@ -3,13 +3,14 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
+use super::map::new_entry;
 use super::{Exec, Job, LOCK_POLL, State};
 use crate::error::warn;
 use crate::key::{Digest, Reason};
 use crate::run::log::{Event, ItemCount, Outcome};
 use crate::run::plan::{Binding, Node, forget_output, remember_output};
 use crate::run::stage::{Inputs, Value};
-use crate::store::{Entry, Found, KeyLock, LockAttempt, now_ms, payload_name};
+use crate::store::{Entry, Found, KeyLock, LockAttempt};
 use crate::{BoxError, Error};
 
 impl Exec<'_> {
@@ -240,15 +241,8 @@ impl Exec<'_> {
             (st.keys[i].unwrap_or_default(), ingredients)
         };
         let entry = Entry {
-            key,
-            ingredients,
-            output: node.info.output.to_owned(),
-            payload: payload_name(&key, node.codec.extension),
-            bytes: 0,
-            blake3: Digest::default(),
-            segments: Vec::new(),
-            created_ms: now_ms(),
             compute_ms,
+            ..new_entry(node, key, ingredients)
         };
         let settings = &node.codec.settings;
         let written = self

@@ -397,7 +397,8 @@ fn compute_element(
     }
 }
 
-fn new_entry(node: &Node, key: Digest, ingredients: Ingredients) -> Entry {
+/// The metadata of an entry about to be written: everything but what writing it tells.
+pub(super) fn new_entry(node: &Node, key: Digest, ingredients: Ingredients) -> Entry {
     Entry {
         key,
         ingredients,

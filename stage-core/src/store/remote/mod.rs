@@ -421,21 +421,10 @@ impl Store for RemoteStore {
                 continue;
             }
             let modified_ms = u64::try_from(object.last_modified.timestamp_millis()).unwrap_or(0);
-            let listed = by_key
+            by_key
                 .entry((folder.to_owned(), key))
-                .or_insert_with(|| Listed {
-                    stage: stage_of_folder(folder),
-                    key,
-                    meta: false,
-                    payload_bytes: None,
-                    modified_ms,
-                });
-            listed.modified_ms = listed.modified_ms.max(modified_ms);
-            if rest == META_SUFFIX {
-                listed.meta = true;
-            } else {
-                listed.payload_bytes = Some(object.size);
-            }
+                .or_insert_with(|| Listed::new(stage_of_folder(folder), key, modified_ms))
+                .saw(rest, object.size, modified_ms);
         }
         Ok(by_key.into_values().collect())
     }
