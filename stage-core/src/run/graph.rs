@@ -1,6 +1,7 @@
 //! The pipeline as data: every stage a call would touch, its key and its state, found
 //! without running a body or reading a payload; rendered as Graphviz DOT, Mermaid or JSON.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -13,7 +14,7 @@ use crate::run::map::{cached_items, file_identity, item_key};
 use crate::run::plan::{Node as PlanNode, Planner, Source};
 use crate::run::scope::Scope;
 use crate::run::stage::{Stage, Typed};
-use crate::store::{Found, Layered, LocalStore};
+use crate::store::{Folder, Found, Layered, LocalStore};
 
 /// The stages reachable from one call, with their keys and states: see [`graph`].
 #[derive(Debug, Clone, Serialize)]
@@ -80,8 +81,9 @@ pub fn graph<S: Stage>(args: S::Args) -> Result<Graph, Error> {
     let root = root?;
     let plan_nodes = &planner.nodes;
     let mut nodes: Vec<Node> = Vec::with_capacity(plan_nodes.len());
+    let mut folders = Folders::new();
     for n in plan_nodes {
-        let state = state(&store, n, plan_nodes);
+        let state = state(&store, &mut folders, n, plan_nodes);
         let items = items(store.local(), n, &state);
         nodes.push(Node {
             stage: n.path.clone(),
@@ -124,22 +126,26 @@ pub fn graph<S: Stage>(args: S::Args) -> Result<Graph, Error> {
 }
 
 /// The state of node `n`, from metadata (and a `stat` of a payload) only.
-fn state(store: &Layered, n: &PlanNode, plan_nodes: &[PlanNode]) -> State {
+fn state(store: &Layered, folders: &mut Folders, n: &PlanNode, plan_nodes: &[PlanNode]) -> State {
     if !n.persistent() {
         return State::Outdated(Reason::MemoryOnly);
     }
     if let Some(key) = n.key {
-        let entry = n.entry.clone().or_else(|| store.lookup(&n.path, &key));
+        let entry = n
+            .entry
+            .as_deref()
+            .cloned()
+            .or_else(|| store.lookup(&n.path, &key));
         return match entry {
             Some((entry, Found::Local)) if store.local().has_payload(&entry) => State::Cached,
             Some((_, Found::Remote)) => State::Cached,
             Some(_) => State::Outdated(Reason::Removed),
-            None => State::Outdated(reason(store.local(), n).0),
+            None => State::Outdated(reason(folders, store.local(), n).0),
         };
     }
     // Unknown outputs are zero digests: they differ from every entry's, so they show as
     // changed ancestors; whether anything else changed says if the stage may be cut off.
-    let (reason, _) = reason(store.local(), n);
+    let (reason, _) = reason(folders, store.local(), n);
     let unknown: Vec<&str> = n
         .ancestors
         .iter()
@@ -157,20 +163,22 @@ fn state(store: &Layered, n: &PlanNode, plan_nodes: &[PlanNode]) -> State {
     }
 }
 
-fn reason(store: &LocalStore, n: &PlanNode) -> (Reason, Option<usize>) {
-    let entries = store.entries(&n.path);
-    let found = n.ingredients.reason(entries.iter().map(|e| &e.ingredients));
-    if matches!(found.0, Reason::NeverRun) && store.holds_other_format(&n.path) {
-        return (Reason::Format, None);
-    }
-    found
+/// Why node `n` has no entry; each stage's folder is read once per graph.
+fn reason(folders: &mut Folders, store: &LocalStore, n: &PlanNode) -> (Reason, Option<usize>) {
+    folders
+        .entry(n.path.clone())
+        .or_insert_with(|| store.folder(&n.path))
+        .reason(&n.ingredients)
 }
+
+/// The folders of the stages a graph has read, by stage path.
+type Folders = HashMap<String, Folder>;
 
 /// The items of per-item stage `n`, and how many a call would compute.
 fn items(local: &LocalStore, n: &PlanNode, state: &State) -> Option<ItemCount> {
     let map = n.map.as_ref()?;
     if *state == State::Cached {
-        let entry = match &n.entry {
+        let entry = match n.entry.as_deref() {
             Some((entry, _)) => entry.clone(),
             None => local.find(&n.path, &n.key?)?,
         };

@@ -46,7 +46,7 @@ pub(crate) struct Node {
     /// payload (cached), or its key (memory-only).
     pub(crate) output: Option<Digest>,
     /// Its entry, when it was looked up while planning and found, and where.
-    pub(crate) entry: Option<(Entry, Found)>,
+    pub(crate) entry: Option<Box<(Entry, Found)>>,
 }
 
 impl Node {
@@ -363,7 +363,7 @@ impl<'a> Planner<'a> {
         if let Some((entry, found)) = self.store.lookup(&node.path, &key) {
             remember_output(root, key, entry.blake3);
             node.output = Some(entry.blake3);
-            node.entry = Some((entry, found));
+            node.entry = Some(Box::new((entry, found)));
         }
     }
 }

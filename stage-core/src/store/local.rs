@@ -24,7 +24,7 @@ use super::{
 };
 use crate::BoxError;
 use crate::codec::{Payload, Reads};
-use crate::key::{Digest, FORMAT, StatIndex};
+use crate::key::{Digest, FORMAT, Ingredients, Reason, StatIndex};
 
 pub use super::lock::{KeyLock, LockAttempt};
 
@@ -251,31 +251,35 @@ impl LocalStore {
     /// Every intact entry of a stage, newest first.
     #[must_use]
     pub fn entries(&self, stage: &str) -> Vec<Entry> {
-        let Ok(dir) = fs::read_dir(self.stage_dir(stage)) else {
-            return Vec::new();
-        };
-        let mut entries: Vec<Entry> = dir
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().ends_with(META_SUFFIX))
-            .filter_map(|e| decode_meta(&fs::read(e.path()).ok()?))
-            .filter(|e| e.stage() == stage)
-            .collect();
-        entries.sort_by_key(|e| std::cmp::Reverse(e.created_ms));
-        entries
+        self.folder(stage).entries
     }
 
-    /// Whether the stage's folder holds an entry written by another format version of
-    /// `stage`, which this one does not read: it says why a stage without a readable entry
-    /// recomputes.
+    /// What the stage's folder holds, read in one pass over its metadata files.
     #[must_use]
-    pub fn holds_other_format(&self, stage: &str) -> bool {
+    pub fn folder(&self, stage: &str) -> Folder {
+        let mut folder = Folder::default();
         let Ok(dir) = fs::read_dir(self.stage_dir(stage)) else {
-            return false;
+            return folder;
         };
-        dir.filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-            .filter_map(|e| fs::read(e.path()).ok())
-            .any(|bytes| meta_format(&bytes).is_some_and(|f| f != FORMAT))
+        for file in dir.filter_map(Result::ok) {
+            if !file.file_name().to_string_lossy().ends_with(META_SUFFIX) {
+                continue;
+            }
+            let Ok(bytes) = fs::read(file.path()) else {
+                continue;
+            };
+            match decode_meta(&bytes) {
+                Some(entry) if entry.stage() == stage => folder.entries.push(entry),
+                Some(_) => {}
+                None => {
+                    folder.other_format |= meta_format(&bytes).is_some_and(|f| f != FORMAT);
+                }
+            }
+        }
+        folder
+            .entries
+            .sort_by_key(|e| std::cmp::Reverse(e.created_ms));
+        folder
     }
 
     /// Writes an entry: the payload through `encode` into a temporary file, synced and
@@ -587,6 +591,29 @@ fn list_folder(dir: &Path, stage: &str, out: &mut Vec<Listed>) {
             .saw(rest, meta.len(), modified_ms);
     }
     out.extend(by_key.into_values());
+}
+
+/// What a stage's folder holds: see [`LocalStore::folder`].
+#[derive(Debug, Default)]
+pub struct Folder {
+    /// Every intact entry of the stage, newest first.
+    pub entries: Vec<Entry>,
+    /// Whether the folder also holds entries written by another format version, which
+    /// this one does not read: it says why a stage without a readable entry recomputes.
+    pub other_format: bool,
+}
+
+impl Folder {
+    /// Why a stage with `ingredients` has no entry here, and the index of the nearest
+    /// entry it was compared with.
+    #[must_use]
+    pub fn reason(&self, ingredients: &Ingredients) -> (Reason, Option<usize>) {
+        let found = ingredients.reason(self.entries.iter().map(|e| &e.ingredients));
+        if matches!(found.0, Reason::NeverRun) && self.other_format {
+            return (Reason::Format, None);
+        }
+        found
+    }
 }
 
 /// Entry payloads are named after their key and codec extension.

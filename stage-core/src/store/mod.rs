@@ -36,7 +36,7 @@ pub(crate) use files::now_ms;
 pub use items::{INLINE_MAX, ListedItem, decode_items, encode_items};
 pub use layered::{Found, Layered};
 pub(crate) use local::payload_name;
-pub use local::{ITEMS, KeyLock, LocalStore, LockAttempt};
+pub use local::{Folder, ITEMS, KeyLock, LocalStore, LockAttempt};
 pub use payload::PayloadWriter;
 pub use read_only::ReadOnly;
 #[cfg(feature = "remote")]

@@ -171,21 +171,20 @@ impl Exec<'_> {
         stage: &str,
         ingredients: &Ingredients,
     ) -> (Reason, Option<Digest>) {
-        let entries = {
+        // Read once per call: a call that misses 10,000 keys of one stage reads its folder
+        // once, not once per key.
+        let folder = {
             let mut all = self
-                .entries
+                .folders
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             Arc::clone(
                 all.entry(stage.to_owned())
-                    .or_insert_with(|| Arc::new(self.store.local().entries(stage))),
+                    .or_insert_with(|| Arc::new(self.store.local().folder(stage))),
             )
         };
-        let (reason, nearest) = ingredients.reason(entries.iter().map(|e| &e.ingredients));
-        if matches!(reason, Reason::NeverRun) && self.store.local().holds_other_format(stage) {
-            return (Reason::Format, None);
-        }
-        (reason, nearest.map(|n| entries[n].blake3))
+        let (reason, nearest) = folder.reason(ingredients);
+        (reason, nearest.map(|n| folder.entries[n].blake3))
     }
 
     /// The value of node `i`, whose key and output are known: read, or (kept in memory

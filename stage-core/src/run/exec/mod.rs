@@ -20,7 +20,7 @@ use crate::run::plan::Node;
 use crate::run::progress::Progress;
 use crate::run::scope::{Scope, with_scope};
 use crate::run::stage::Value;
-use crate::store::{Entry, Found, KeyLock, Layered};
+use crate::store::{Entry, Folder, Found, KeyLock, Layered};
 
 /// How long a stage whose key another thread or process is computing waits before it
 /// looks again.
@@ -41,7 +41,7 @@ pub(crate) fn execute(
         state: Mutex::new(State::new(nodes)),
         wake: Condvar::new(),
         progress: Progress::new(&scope.config),
-        entries: Mutex::new(HashMap::new()),
+        folders: Mutex::new(HashMap::new()),
     };
     {
         let mut st = exec.lock();
@@ -173,7 +173,7 @@ impl State {
                 .iter()
                 .map(|n| n.key.map(|_| n.ingredients.clone()))
                 .collect(),
-            found: nodes.iter().map(|n| n.entry.clone()).collect(),
+            found: nodes.iter().map(|n| n.entry.as_deref().cloned()).collect(),
             reasons: vec![None; n],
             nearest: vec![None; n],
             unwritten: (0..n).map(|_| None).collect(),
@@ -226,7 +226,7 @@ struct Exec<'a> {
     progress: Progress,
     /// The entries of each stage met by a miss, read once per call: what a reason is
     /// computed against.
-    entries: Mutex<HashMap<String, Arc<Vec<Entry>>>>,
+    folders: Mutex<HashMap<String, Arc<Folder>>>,
 }
 
 /// What the cache holds for a stage whose key is known.
