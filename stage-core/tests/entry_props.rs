@@ -348,13 +348,7 @@ proptest! {
         footer in any::<u32>(),
         framed in any::<bool>(),
     ) {
-        let mut bytes = body;
-        if framed {
-            let footer = footer % (u32::try_from(bytes.len()).unwrap() + 8);
-            bytes.splice(0..0, *b"PAR1");
-            bytes.extend_from_slice(&footer.to_le_bytes());
-            bytes.extend_from_slice(b"PAR1");
-        }
+        let bytes = if framed { frame(&body, footer, b"PAR1", b"PAR1") } else { body };
         prop_assert!(parquet_decode(&bytes).is_err());
     }
 
@@ -365,6 +359,17 @@ proptest! {
         let bytes = damaged(parquet_file(rows, seed), &damage);
         let _ = parquet_decode(&bytes);
     }
+}
+
+/// `body` between a file format's leading and trailing magic, with a footer length (kept
+/// within the file) before the trailing one: what a reader checks first.
+fn frame(body: &[u8], footer: u32, head: &[u8], tail: &[u8]) -> Vec<u8> {
+    let footer = footer % (u32::try_from(body.len()).unwrap() + 8);
+    let mut bytes = head.to_vec();
+    bytes.extend_from_slice(body);
+    bytes.extend_from_slice(&footer.to_le_bytes());
+    bytes.extend_from_slice(tail);
+    bytes
 }
 
 fn ipc_decode(bytes: &[u8]) -> Result<Vec<RecordBatch>, stage_core::BoxError> {
@@ -389,13 +394,7 @@ proptest! {
         footer in any::<u32>(),
         framed in any::<bool>(),
     ) {
-        let mut bytes = body;
-        if framed {
-            let footer = footer % (u32::try_from(bytes.len()).unwrap() + 8);
-            bytes.splice(0..0, *b"ARROW1\0\0");
-            bytes.extend_from_slice(&footer.to_le_bytes());
-            bytes.extend_from_slice(b"ARROW1");
-        }
+        let bytes = if framed { frame(&body, footer, b"ARROW1\0\0", b"ARROW1") } else { body };
         prop_assert!(ipc_decode(&bytes).is_err());
     }
 

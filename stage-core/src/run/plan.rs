@@ -10,7 +10,7 @@ use std::any::TypeId;
 use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use crate::Error;
 use crate::config::Config;
@@ -113,6 +113,7 @@ pub(crate) struct Planner<'a> {
     stack: Vec<((TypeId, Digest), &'static StageInfo)>,
     on_stack: HashSet<(TypeId, Digest)>,
     index: Arc<StatIndex>,
+    outputs: Outputs,
     config: &'a Config,
     store: &'a Layered,
 }
@@ -125,6 +126,7 @@ impl<'a> Planner<'a> {
             stack: Vec::new(),
             on_stack: HashSet::new(),
             index: stat_index(config.cache_dir()),
+            outputs: Outputs::of(config.cache_dir()),
             config,
             store,
         }
@@ -182,9 +184,10 @@ impl<'a> Planner<'a> {
         self.on_stack.remove(&identity);
         let deps = deps?;
         let codec = call.codec(self.config);
+        let path = info.path();
         let ingredients = Ingredients {
             format: FORMAT,
-            stage: info.path(),
+            stage: path.clone(),
             code: info.code_hash,
             salt: info.version.map(str::to_owned),
             helpers: tracked_closure(info.uses)
@@ -211,7 +214,7 @@ impl<'a> Planner<'a> {
         let key = known.then(|| ingredients.key());
         let mut node = Node {
             info,
-            path: info.path(),
+            path,
             call: Arc::from(call),
             codec,
             ingredients,
@@ -355,13 +358,12 @@ impl<'a> Planner<'a> {
             node.output = Some(key);
             return;
         }
-        let root = self.config.cache_dir();
-        if let Some(output) = remembered_output(root, &key) {
+        if let Some(output) = self.outputs.get(&key) {
             node.output = Some(output);
             return;
         }
         if let Some((entry, found)) = self.store.lookup(&node.path, &key) {
-            remember_output(root, key, entry.blake3);
+            self.outputs.remember(key, entry.blake3);
             node.output = Some(entry.blake3);
             node.entry = Some(Box::new((entry, found)));
         }
@@ -396,33 +398,50 @@ pub(crate) fn stat_index(root: &Path) -> Arc<StatIndex> {
 /// stage that is not a function of its key could give another digest, and then the next
 /// entry's digest replaces this one.) Kept per cache folder, so that what a call can know
 /// depends on its cache only, not on what else the process ran.
-static OUTPUTS: LazyLock<Mutex<HashMap<PathBuf, HashMap<Digest, Digest>>>> =
-    LazyLock::new(Mutex::default);
+static OUTPUTS: LazyLock<Mutex<HashMap<PathBuf, Outputs>>> = LazyLock::new(Mutex::default);
 
 /// Entries remembered at most per folder; beyond, its memory starts again empty.
 const REMEMBERED: usize = 1 << 20;
 
-pub(crate) fn remembered_output(root: &Path, key: &Digest) -> Option<Digest> {
-    OUTPUTS.lock().ok()?.get(root)?.get(key).copied()
-}
+/// The remembered output digests of one cache folder's entries, by key.
+#[derive(Clone, Default)]
+pub(crate) struct Outputs(Arc<Mutex<HashMap<Digest, Digest>>>);
 
-pub(crate) fn remember_output(root: &Path, key: Digest, output: Digest) {
-    if let Ok(mut all) = OUTPUTS.lock() {
-        let outputs = match all.get_mut(root) {
-            Some(outputs) => outputs,
-            None => all.entry(root.to_path_buf()).or_default(),
-        };
+impl Outputs {
+    /// Those of the cache folder `root`: found once per call, not once per stage.
+    pub(crate) fn of(root: &Path) -> Outputs {
+        let mut all = OUTPUTS.lock().unwrap_or_else(PoisonError::into_inner);
+        match all.get(root) {
+            Some(outputs) => outputs.clone(),
+            None => all.entry(root.to_path_buf()).or_default().clone(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Digest, Digest>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn get(&self, key: &Digest) -> Option<Digest> {
+        self.lock().get(key).copied()
+    }
+
+    pub(crate) fn remember(&self, key: Digest, output: Digest) {
+        let mut outputs = self.lock();
         if outputs.len() >= REMEMBERED {
             outputs.clear();
         }
         outputs.insert(key, output);
     }
+
+    pub(crate) fn forget(&self, key: &Digest) {
+        self.lock().remove(key);
+    }
+}
+
+pub(crate) fn remember_output(root: &Path, key: Digest, output: Digest) {
+    Outputs::of(root).remember(key, output);
 }
 
 pub(crate) fn forget_output(root: &Path, key: &Digest) {
-    if let Ok(mut all) = OUTPUTS.lock()
-        && let Some(outputs) = all.get_mut(root)
-    {
-        outputs.remove(key);
-    }
+    Outputs::of(root).forget(key);
 }
